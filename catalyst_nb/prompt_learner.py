@@ -1,0 +1,295 @@
+"""CoOp's learnable context vectors, readable as text and re-initialisable from text.
+
+A prompt for class ``c`` is the token sequence ``[start] ctx_1 .. ctx_n <class name> . [end]`` (class at
+the end; CoOp also puts it in the middle or at the front), where the ``ctx_i`` are free vectors in the
+text tower's input-embedding space.  They are shared by all classes (unified context) or separate per
+class (class-specific context).
+
+Two operations connect the soft prompt with words, which is what lets an LLM take part in the search:
+:meth:`PromptLearner.to_text` reads the context as its nearest vocabulary tokens, and
+:meth:`PromptLearner.load_text` writes a text template back as the context (the restart point of the next
+gradient stage).  Names follow CoOp (``n_ctx``, ``ctx_init``, ``class_token_position``) but everything is an
+explicit argument rather than a global config.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+import torch.nn.functional as F
+
+from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings
+from catalyst_nb.projection import NearestTokens, nearest_tokens
+
+__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS"]
+
+log = logging.getLogger(__name__)
+
+CLASS_POSITIONS = ("end", "middle", "front")
+_PLACEHOLDER = "X"  # CoOp writes the soft slots as "X X X X" in its text; we use the same token
+
+
+@dataclass(frozen=True)
+class ContextText:
+    """The context read as text: per context row (one row when shared, one per class otherwise).
+
+    Attributes:
+        texts: decoded nearest tokens per row (e.g. ``"a photo of a"``).
+        templates: the hard prompt per row with ``{}`` where the class name goes.
+        token_ids: nearest token id per slot, per row.
+        distances: L2 distance (or cosine similarity) of each slot to its token, per row.
+        topk: the full top-k neighbours per row, for inspection.
+    """
+
+    texts: tuple[str, ...]
+    templates: tuple[str, ...]
+    token_ids: tuple[tuple[int, ...], ...]
+    distances: tuple[tuple[float, ...], ...]
+    topk: tuple[NearestTokens, ...]
+
+    @property
+    def text(self) -> str:
+        """The shared context's text (first row for class-specific context)."""
+        return self.texts[0]
+
+    @property
+    def template(self) -> str:
+        """The shared context's hard template (first row for class-specific context)."""
+        return self.templates[0]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :meth:`PromptLearner.load_text` did with a template, so nothing is changed silently.
+
+    Attributes:
+        template: the template as given.
+        tokens: the vocabulary entries now in the context slots (fillers included), in order.
+        n_padded: filler slots added because the template had fewer tokens than ``n_ctx``.
+        dropped: tokens cut because the template had more than ``n_ctx`` (those farthest from the class).
+        ignored_text: template text that has no slot in this layout (e.g. words after ``{}`` when the
+            class name sits at the end, where the learner's own ``"."`` follows the class).
+    """
+
+    template: str
+    tokens: tuple[str, ...]
+    n_padded: int
+    dropped: tuple[str, ...]
+    ignored_text: str
+
+
+def _split_template(template: str) -> tuple[str, str]:
+    if template.count("{}") > 1:
+        raise ValueError(f"template {template!r} has more than one '{{}}' class slot")
+    before, _, after = template.partition("{}")
+    return before.strip(), after.strip()
+
+
+class PromptLearner(nn.Module):
+    """Learnable context for CLIP's text tower (CoOp).
+
+    Args:
+        clip: the frozen backbone.
+        classnames: class names as they should read in a prompt (``"ankle boot"``).
+        n_ctx: number of context slots; defaults to 16 without ``ctx_init`` and to its token count with it.
+        ctx_init: a text to start from (e.g. ``"a photo of a"``) instead of random vectors.
+        class_specific: one context per class (CoOp's CSC) instead of one shared context.
+        class_token_position: ``"end"`` | ``"middle"`` | ``"front"``.
+        init_std: standard deviation of the random init (CoOp: 0.02).
+        seed: seed for the random init (independent of the global RNG).
+        filler: the token used to pad a template shorter than ``n_ctx`` in :meth:`load_text`.
+    """
+
+    def __init__(
+        self,
+        clip: ClipBackbone,
+        classnames: Sequence[str],
+        *,
+        n_ctx: int | None = None,
+        ctx_init: str | None = None,
+        class_specific: bool = False,
+        class_token_position: str = "end",
+        init_std: float = 0.02,
+        seed: int = 0,
+        filler: str = _PLACEHOLDER,
+    ) -> None:
+        super().__init__()
+        classnames = [str(c).strip() for c in classnames]
+        if not classnames or any(not c for c in classnames):
+            raise ValueError(f"classnames must be non-empty strings, got {classnames!r}")
+        if class_token_position not in CLASS_POSITIONS:
+            raise ValueError(f"class_token_position={class_token_position!r}; expected one of {CLASS_POSITIONS}")
+        tok = clip.tokenizer
+        init_ids = tok.encode(_split_template(ctx_init)[0]) if ctx_init else None
+        if n_ctx is None:
+            n_ctx = len(init_ids) if init_ids else 16
+        if n_ctx < 1:
+            raise ValueError(f"n_ctx={n_ctx}: a prompt needs at least one context slot")
+        self.clip = clip
+        self.classnames = tuple(classnames)
+        self.n_ctx = int(n_ctx)
+        self.class_specific = bool(class_specific)
+        self.class_token_position = class_token_position
+        self.ctx_init = ctx_init
+        self.filler = filler
+        filler_ids = tok.encode(filler)
+        if len(filler_ids) != 1:
+            raise ValueError(f"filler {filler!r} must be a single token, got {len(filler_ids)}")
+        self._filler_id = filler_ids[0]
+
+        token_ids, positions = self._layout()
+        self.register_buffer("token_ids", token_ids, persistent=False)
+        self.register_buffer("ctx_positions", positions, persistent=False)
+        table = clip.token_embedding.weight.detach()
+        self.register_buffer("base_embeddings", table[token_ids.to(table.device)].float(), persistent=False)
+
+        width = table.shape[1]
+        shape = (len(classnames), self.n_ctx, width) if class_specific else (self.n_ctx, width)
+        gen = torch.Generator().manual_seed(seed)
+        self.ctx = nn.Parameter(torch.randn(shape, generator=gen).mul_(init_std).to(table.device))
+        if ctx_init:
+            report = self.load_text(ctx_init)
+            log.info("context initialised from %r: %s", ctx_init, report)
+
+    # ----------------------------------------------------------------------------------- layout
+
+    def _layout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of every class prompt (placeholders in the slots) and the slot positions."""
+        tok = self.clip.tokenizer
+        period = tok.encode(".")
+        n, half = self.n_ctx, self.n_ctx // 2
+        rows, positions = [], []
+        for name in self.classnames:
+            name_ids = tok.encode(name)
+            if self.class_token_position == "end":
+                body, slot_at = [self._filler_id] * n + name_ids + period, list(range(n))
+            elif self.class_token_position == "front":
+                body = name_ids + [self._filler_id] * n + period
+                slot_at = list(range(len(name_ids), len(name_ids) + n))
+            else:
+                body = [self._filler_id] * half + name_ids + [self._filler_id] * (n - half) + period
+                slot_at = list(range(half)) + list(range(half + len(name_ids), len(name_ids) + n))
+            if len(body) + 2 > tok.context_length:
+                raise ValueError(
+                    f"prompt for class {name!r} needs {len(body) + 2} tokens with n_ctx={n}, more than the "
+                    f"text tower's context length {tok.context_length}; lower n_ctx or shorten the class name"
+                )
+            rows.append(body)
+            positions.append([p + 1 for p in slot_at])  # +1 for the start marker
+        length = max(len(r) for r in rows) + 2  # encode only up to the longest real prompt
+        token_ids = torch.stack([tok.wrap(r, length) for r in rows])
+        return token_ids, torch.tensor(positions, dtype=torch.long)
+
+    # ----------------------------------------------------------------------------------- forward
+
+    def forward(self) -> torch.Tensor:
+        """Input embeddings of every class prompt: ``[n_classes, length, width]``."""
+        n_cls = len(self.classnames)
+        ctx = self.ctx if self.class_specific else self.ctx.unsqueeze(0).expand(n_cls, -1, -1)
+        rows = torch.arange(n_cls, device=ctx.device).unsqueeze(1).expand_as(self.ctx_positions)
+        out = self.base_embeddings.to(ctx.dtype).clone()
+        out[rows, self.ctx_positions] = ctx
+        return out
+
+    def text_features(self) -> torch.Tensor:
+        """Normalized text features of every class prompt, ``[n_classes, embed_dim]`` (differentiable)."""
+        return F.normalize(encode_text_from_embeddings(self.clip, self(), self.token_ids).float(), dim=-1)
+
+    # ----------------------------------------------------------------------------------- text <-> context
+
+    def _context_rows(self) -> torch.Tensor:
+        return self.ctx.detach() if self.class_specific else self.ctx.detach().unsqueeze(0)
+
+    def _template_for(self, ids: Sequence[int]) -> str:
+        tok = self.clip.tokenizer
+        half = self.n_ctx // 2
+
+        def text(part: Sequence[int]) -> str:
+            return tok.decode(part).replace("{}", "").strip() if part else ""
+
+        if self.class_token_position == "end":
+            return f"{text(ids)} {{}}.".strip()
+        if self.class_token_position == "front":
+            return f"{{}} {text(ids)}.".replace(" .", ".")
+        return " ".join(p for p in (text(ids[:half]), "{}", text(ids[half:])) if p) + "."
+
+    def to_text(self, *, metric: str = "l2", k: int = 1) -> ContextText:
+        """Project the context onto its nearest vocabulary tokens (L2 by default, cosine optional)."""
+        tok = self.clip.tokenizer
+        table = self.clip.token_embedding.weight
+        texts, templates, ids, dists, topk = [], [], [], [], []
+        for row in self._context_rows():
+            near = nearest_tokens(row.float(), table, metric=metric, k=k, exclude_ids=tok.excluded_ids)
+            row_ids = near.nearest
+            texts.append(tok.decode(row_ids))
+            templates.append(self._template_for(row_ids))
+            ids.append(tuple(row_ids))
+            dists.append(tuple(float(d) for d in near.scores[:, 0]))
+            topk.append(near)
+        return ContextText(tuple(texts), tuple(templates), tuple(ids), tuple(dists), tuple(topk))
+
+    def _fit(self, ids: list[int], *, keep_end: bool, slots: int) -> tuple[list[int], int, list[int]]:
+        """Pad or cut ``ids`` to ``slots`` tokens; the side next to the class name is kept."""
+        if len(ids) > slots:
+            kept, dropped = (ids[-slots:], ids[:-slots]) if keep_end else (ids[:slots], ids[slots:])
+            return kept, 0, dropped
+        pad = [self._filler_id] * (slots - len(ids))
+        return (pad + ids if keep_end else ids + pad), len(pad), []
+
+    @torch.no_grad()
+    def load_text(self, template: str) -> LoadReport:
+        """Write a text template into the context slots (for every class when class-specific).
+
+        ``template`` holds ``{}`` where the class name goes (without it, the class follows the text).
+        Rule for fitting ``n_ctx`` slots: the words on the context side of ``{}`` are tokenized; a shorter
+        template is padded with the filler token (CoOp's ``X``) on the side *away* from the class name, a
+        longer one loses the tokens farthest from the class name.  Words on the other side of ``{}`` have
+        no slot when the class sits at the end or front and are reported in ``ignored_text``; a final
+        period is dropped since the learner adds its own.
+        """
+        tok = self.clip.tokenizer
+        if not isinstance(template, str) or not template.strip():
+            raise ValueError(f"template must be a non-empty string, got {template!r}")
+        if len(tok.encode(template.replace("{}", ""))) + 2 > tok.context_length:
+            raise ValueError(
+                f"template {template[:60]!r}... is longer than the text tower's context length {tok.context_length}"
+            )
+        before, after = _split_template(template)
+        after = after[:-1].rstrip() if after.endswith(".") else after
+        before = before[:-1].rstrip() if ("{}" not in template and before.endswith(".")) else before
+        if self.class_token_position == "end":
+            slot_ids, n_pad, dropped = self._fit(tok.encode(before), keep_end=True, slots=self.n_ctx)
+            ignored = after
+        elif self.class_token_position == "front":
+            slot_ids, n_pad, dropped = self._fit(tok.encode(after), keep_end=False, slots=self.n_ctx)
+            ignored = before if "{}" in template else ""
+            if "{}" not in template:  # no slot marker: the whole text is context
+                slot_ids, n_pad, dropped = self._fit(tok.encode(before), keep_end=False, slots=self.n_ctx)
+        else:
+            half = self.n_ctx // 2
+            left, pad_l, drop_l = self._fit(tok.encode(before), keep_end=True, slots=half)
+            right, pad_r, drop_r = self._fit(tok.encode(after), keep_end=False, slots=self.n_ctx - half)
+            slot_ids, n_pad, dropped, ignored = left + right, pad_l + pad_r, drop_l + drop_r, ""
+        table = self.clip.token_embedding.weight
+        vectors = table[torch.tensor(slot_ids, device=table.device)].to(self.ctx.dtype)
+        if self.class_specific:
+            self.ctx.copy_(vectors.unsqueeze(0).expand_as(self.ctx))
+        else:
+            self.ctx.copy_(vectors)
+        return LoadReport(
+            template=template,
+            tokens=tuple(tok.token_strings(slot_ids)),
+            n_padded=n_pad,
+            dropped=tuple(tok.token_strings(dropped)),
+            ignored_text=ignored,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_classes={len(self.classnames)}, n_ctx={self.n_ctx}, class_specific={self.class_specific}, "
+            f"class_token_position={self.class_token_position!r}, length={self.token_ids.shape[1]}"
+        )

@@ -1,0 +1,158 @@
+"""What happened during optimisation, as data: frozen step records in an append-only log.
+
+Every ``step()`` of an optimizer returns a :class:`StepRecord` and appends it here, so widgets, plots,
+the LLM meta-prompt and saved runs all read the same facts; nothing is known only from a log line.
+A trajectory saves as JSON Lines (one record per line, readable by anything) plus, when context
+snapshots were kept, a tensor file beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+__all__ = ["StepRecord", "Trajectory"]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One gradient step.
+
+    Attributes:
+        step: 0-based index of the step in the whole run (continues across stages and restarts).
+        loss: cross-entropy of the minibatch before the update.
+        accuracy: minibatch accuracy before the update.
+        grad_norm: L2 norm of the context gradient.
+        lr: learning rate used for this update.
+        text: the context projected to its nearest tokens after the update (``None`` if not projected).
+        template: that projection as a hard prompt with ``{}`` for the class name.
+        token_ids: the projected token ids (first context row for class-specific context).
+        distance: mean L2 distance of the context slots to their nearest tokens: how far from words.
+        seconds: wall time of the step, projection included.
+        stage: which gradient stage this step belongs to (0 for plain runs).
+    """
+
+    step: int
+    loss: float
+    accuracy: float
+    grad_norm: float
+    lr: float
+    text: str | None = None
+    template: str | None = None
+    token_ids: tuple[int, ...] | None = None
+    distance: float | None = None
+    seconds: float = 0.0
+    stage: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["token_ids"] is not None:
+            d["token_ids"] = list(d["token_ids"])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StepRecord":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown StepRecord fields {sorted(unknown)}")
+        data = dict(data)
+        if data.get("token_ids") is not None:
+            data["token_ids"] = tuple(int(i) for i in data["token_ids"])
+        return cls(**data)
+
+
+class Trajectory(Sequence[StepRecord]):
+    """Append-only sequence of :class:`StepRecord`, with optional context snapshots by step."""
+
+    def __init__(self, records: Sequence[StepRecord] = (), snapshots: dict[int, torch.Tensor] | None = None):
+        self._records: list[StepRecord] = []
+        self.snapshots: dict[int, torch.Tensor] = dict(snapshots or {})
+        for r in records:
+            self.append(r)
+
+    def append(self, record: StepRecord) -> None:
+        if not isinstance(record, StepRecord):
+            raise TypeError(f"expected a StepRecord, got {type(record).__name__}")
+        if self._records and record.step <= self._records[-1].step:
+            raise ValueError(f"step {record.step} does not follow step {self._records[-1].step}")
+        self._records.append(record)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._records[index]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[StepRecord]:
+        return iter(self._records)
+
+    def column(self, name: str) -> list[Any]:
+        """All values of one field, e.g. ``trajectory.column("loss")``."""
+        return [getattr(r, name) for r in self._records]
+
+    def stage(self, stage: int) -> list[StepRecord]:
+        return [r for r in self._records if r.stage == stage]
+
+    def distinct_templates(self, stage: int | None = None) -> list[str]:
+        """Projected templates in order of first appearance (optionally within one stage)."""
+        seen: dict[str, None] = {}
+        for r in self._records:
+            if r.template is not None and (stage is None or r.stage == stage):
+                seen.setdefault(r.template, None)
+        return list(seen)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self._records]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``<path>`` as JSON Lines (atomically) and ``<path>.pt`` with snapshots if there are any."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in self.to_dicts():
+                fh.write(json.dumps({k: _json_safe(v) for k, v in rec.items()}) + "\n")
+        os.replace(tmp, path)
+        if self.snapshots:
+            torch.save({int(k): v.cpu() for k, v in self.snapshots.items()}, path.with_name(path.name + ".pt"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Trajectory":
+        path = Path(path)
+        records = []
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
+                    records.append(StepRecord.from_dict({k: _json_restore(v) for k, v in data.items()}))
+        snap_path = path.with_name(path.name + ".pt")
+        snapshots = torch.load(snap_path, weights_only=True) if snap_path.is_file() else None
+        return cls(records, snapshots)
+
+    def __repr__(self) -> str:
+        last = self._records[-1] if self._records else None
+        tail = f", last loss {last.loss:.4f} at step {last.step}" if last else ""
+        return f"Trajectory({len(self)} steps{tail})"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON; keep them as strings so a diverged run still saves."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _json_restore(value: Any) -> Any:
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
