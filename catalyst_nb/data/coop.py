@@ -92,7 +92,8 @@ def load_coop_split(
         rows: list[tuple[str, int]] = []
         seen: set[str] = set()
         for position, entry in enumerate(entries):
-            where = f"{split_path} [{split}][{position}]"
+            location = f"[{split}][{position}]"
+            where = f"{split_path} {location}"
             if not isinstance(entry, (list, tuple)) or len(entry) != 3:
                 raise CorruptDataError(f"{where}: expected [path, label, classname], got {entry!r}")
             raw_path, label, classname = entry
@@ -106,17 +107,17 @@ def load_coop_split(
             if image_id in seen:
                 raise CorruptDataError(f"{where}: image {image_id!r} listed twice in {split!r}")
             seen.add(image_id)
-            known_name = label_to_name.setdefault(label, (classname, where))
+            known_name = label_to_name.setdefault(label, (classname, location))
             if known_name[0] != classname:
                 raise CorruptDataError(
                     f"{split_path}: labels and class names disagree: label {label} is {known_name[0]!r} at "
-                    f"{known_name[1]} but {classname!r} at {where}"
+                    f"{known_name[1]} but {classname!r} at {location}"
                 )
-            known_label = name_to_label.setdefault(classname, (label, where))
+            known_label = name_to_label.setdefault(classname, (label, location))
             if known_label[0] != label:
                 raise CorruptDataError(
                     f"{split_path}: labels and class names disagree: class name {classname!r} has label "
-                    f"{known_label[0]} at {known_label[1]} but label {label} at {where}"
+                    f"{known_label[0]} at {known_label[1]} but label {label} at {location}"
                 )
             rows.append((image_id, label))
         parsed[split] = rows
