@@ -74,7 +74,9 @@ def load_coop_split(
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorruptDataError(f"{split_path}: not valid JSON: {error}") from error
     if not isinstance(content, dict):
-        raise CorruptDataError(f"{split_path}: expected an object with keys {list(COOP_SPLITS)}, got {type(content).__name__}")
+        raise CorruptDataError(
+            f"{split_path}: expected an object with keys {list(COOP_SPLITS)}, got {type(content).__name__}"
+        )
     present = [split for split in COOP_SPLITS if split in content]
     if not present:
         raise CorruptDataError(f"{split_path}: none of the keys {list(COOP_SPLITS)} found (keys: {sorted(content)})")

@@ -132,7 +132,11 @@ def write_embedded(
         "classnames": list(FASHION_MNIST_CLASSNAMES),
         "counts": counts,
         "arrays": {
-            key: {"shape": list(arrays[key].shape), "dtype": str(arrays[key].dtype), "sha256": _sha256(arrays[key].tobytes())}
+            key: {
+                "shape": list(arrays[key].shape),
+                "dtype": str(arrays[key].dtype),
+                "sha256": _sha256(arrays[key].tobytes()),
+            }
             for key in sorted(arrays)
         },
         "npz_file": EMBEDDED_NPZ,
