@@ -1,0 +1,180 @@
+"""Record and replay LLM traffic, keyed by a stable hash of the whole request.
+
+Why: tests and notebooks must run offline and give the same proposals every time, and a run must be
+reproducible after the fact. A :class:`RecordingClient` wraps a real client and stores every
+(request, response) pair; a :class:`ReplayingClient` answers from the stored pairs and fails with a
+:class:`ReplayMiss` naming the request when the request was never recorded (for example because a
+meta-prompt or a sampling parameter changed). Identical requests made several times are replayed in
+the order they were recorded. Cassettes hold requests and responses only: no URL, no key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .client import LLMClient, LLMRequest, LLMResponse, check_kind, check_request_kind, request_key
+from .errors import ReplayMiss
+
+__all__ = ["Cassette", "CassetteEntry", "RecordingClient", "ReplayingClient"]
+
+_FORMAT = "catalyst_nb.llm.cassette"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CassetteEntry:
+    """One recorded call: the request, its key, and the response the server gave."""
+
+    key: str
+    request: LLMRequest
+    response: LLMResponse
+
+
+class Cassette:
+    """An ordered list of recorded calls with lookup by request key."""
+
+    def __init__(self, entries: Iterator[CassetteEntry] | list[CassetteEntry] | tuple[CassetteEntry, ...] = ()) -> None:
+        self._entries: list[CassetteEntry] = []
+        for entry in entries:
+            self.add(entry.request, entry.response)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[CassetteEntry]:
+        return iter(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Cassette({len(self._entries)} entries)"
+
+    @property
+    def entries(self) -> tuple[CassetteEntry, ...]:
+        return tuple(self._entries)
+
+    def add(self, request: LLMRequest, response: LLMResponse) -> CassetteEntry:
+        entry = CassetteEntry(key=request_key(request), request=request, response=response)
+        self._entries.append(entry)
+        return entry
+
+    def responses_for(self, key: str) -> list[LLMResponse]:
+        return [e.response for e in self._entries if e.key == key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "entries": [
+                {"key": e.key, "request": e.request.to_dict(), "response": e.response.to_dict()}
+                for e in self._entries
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cassette:
+        if data.get("format") != _FORMAT or data.get("version") != _VERSION:
+            raise ValueError(
+                f"not a cassette of format {_FORMAT!r} version {_VERSION}: "
+                f"format={data.get('format')!r}, version={data.get('version')!r}"
+            )
+        cassette = cls()
+        for i, raw in enumerate(data.get("entries", [])):
+            request = LLMRequest.from_dict(raw["request"])
+            entry = cassette.add(request, LLMResponse.from_dict(raw["response"]))
+            if raw.get("key") != entry.key:
+                raise ValueError(
+                    f"cassette entry {i} has key {raw.get('key')!r} but its request hashes to {entry.key!r}; "
+                    "the file was edited or written by an incompatible version"
+                )
+        return cassette
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically as indented, key-sorted JSON (stable diffs in version control)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+class RecordingClient:
+    """Passes calls to ``inner`` and records each successful (request, response) pair.
+
+    With ``path`` the cassette is saved after every call, so an interrupted run keeps what it paid
+    for. Failed calls are not recorded (their error propagates unchanged).
+    """
+
+    def __init__(self, inner: LLMClient, cassette: Cassette | None = None, *, path: str | os.PathLike[str] | None = None) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.model = inner.model
+        self.cassette = cassette if cassette is not None else Cassette()
+        self.path = None if path is None else Path(path)
+
+    def __repr__(self) -> str:
+        return f"RecordingClient({self.inner!r}, {self.cassette!r}, path={self.path!r})"
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        response = self.inner.complete(request)
+        self.cassette.add(request, response)
+        if self.path is not None:
+            self.cassette.save(self.path)
+        return response
+
+
+class ReplayingClient:
+    """Answers from a cassette; a request that was not recorded raises :class:`ReplayMiss`.
+
+    ``kind`` and ``model`` default to those of the recorded requests (they must agree).
+    """
+
+    def __init__(self, cassette: Cassette | str | os.PathLike[str], *, kind: str | None = None, model: str | None = None) -> None:
+        if not isinstance(cassette, Cassette):
+            cassette = Cassette.load(cassette)
+        self.cassette = cassette
+        kinds = {e.request.kind for e in cassette}
+        models = {e.request.model for e in cassette}
+        if kind is None:
+            if len(kinds) != 1:
+                raise ValueError(f"cannot infer the client kind from a cassette with kinds {sorted(kinds)}; pass kind=")
+            kind = kinds.pop()
+        if model is None:
+            if len(models) != 1:
+                raise ValueError(f"cannot infer the model from a cassette with models {sorted(models)}; pass model=")
+            model = models.pop()
+        self.kind = check_kind(kind)
+        self.model = model
+        self._used: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"ReplayingClient(kind={self.kind!r}, model={self.model!r}, {self.cassette!r})"
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        check_request_kind(self.kind, request)
+        key = request_key(request)
+        recorded = self.cassette.responses_for(key)
+        used = self._used.get(key, 0)
+        if used >= len(recorded):
+            if recorded:
+                why = f"it was recorded {len(recorded)} time(s) and all were replayed"
+            else:
+                why = f"the cassette ({len(self.cassette)} entries) has no such request"
+            raise ReplayMiss(f"replay miss for {request.describe()} (key {key[:16]}): {why}", request_key=key)
+        self._used[key] = used + 1
+        return recorded[used]

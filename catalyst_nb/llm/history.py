@@ -1,0 +1,61 @@
+"""Scored templates: the only thing the LLM side needs to know about the gradient side.
+
+A template is a string with ``{}`` where the class name goes ("a photo of a {}."); a template without
+``{}`` gets the class name at the end. The gradient optimizer produces these from projected prompts
+and their scores; the LLM optimizer reads them, and turns its own scored proposals back into them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+__all__ = ["PLACEHOLDER", "ScoredTemplate", "fill_template", "normalize_template"]
+
+PLACEHOLDER = "{}"
+
+
+@dataclass(frozen=True)
+class ScoredTemplate:
+    """A template with its loss (lower is better) and accuracy (in [0, 1]) on a scoring split."""
+
+    text: str
+    loss: float
+    accuracy: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueError(f"ScoredTemplate.text must be a non-empty str, got {self.text!r}")
+        if not math.isfinite(self.loss):
+            raise ValueError(f"ScoredTemplate.loss must be finite, got {self.loss!r} for {self.text!r}")
+        if not (0.0 <= self.accuracy <= 1.0):
+            raise ValueError(f"ScoredTemplate.accuracy must be in [0, 1], got {self.accuracy!r} for {self.text!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "loss": self.loss, "accuracy": self.accuracy, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoredTemplate:
+        return cls(text=data["text"], loss=float(data["loss"]), accuracy=float(data["accuracy"]), source=data.get("source", ""))
+
+
+def fill_template(template: str, class_name: str) -> str:
+    """The prompt for one class: ``{}`` replaced by the name, or the name appended."""
+    if PLACEHOLDER in template:
+        return template.replace(PLACEHOLDER, class_name)
+    return f"{template.rstrip()} {class_name}"
+
+
+def normalize_template(template: str) -> str:
+    """A comparison key under which two templates count as "the same" for the text encoder's purposes.
+
+    Case, whitespace, a trailing full stop and an explicit trailing ``{}`` do not distinguish
+    templates: "A photo of a" and "a photo of a {}." give the LLM no new idea.
+    """
+    text = " ".join(template.casefold().split())
+    text = text.rstrip(" .")
+    if PLACEHOLDER not in text:
+        text = f"{text} {PLACEHOLDER}".strip()
+    return text

