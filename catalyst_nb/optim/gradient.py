@@ -11,6 +11,7 @@ removable handles.  The learning-rate schedule is a pure function of the step in
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 import logging
 import math
 import time
@@ -110,7 +111,7 @@ class GradientPromptOptimizer:
                 f"train classes {list(train.classnames)[:5]}... differ from the learner's {list(learner.classnames)[:5]}..."
             )
         batch = int(config.get("batch_size", GradientConfig.batch_size))
-        steps_per_epoch = math.ceil(len(train) / batch)
+        steps_per_epoch = math.ceil(len(train) / max(batch, 1))  # a bad batch size is reported by GradientConfig
         if epochs is not None and "total_steps" not in config:
             if epochs < 1:
                 raise ValueError(f"epochs={epochs} must be >= 1")
@@ -126,7 +127,7 @@ class GradientPromptOptimizer:
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
-        self._hooks: dict[int, StepHook] = {}
+        self._hooks: OrderedDict[int, StepHook] = OrderedDict()  # RemovableHandle keeps a weak reference
         self.optimizer = torch.optim.SGD(
             [learner.ctx], lr=self.config.lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay
         )
