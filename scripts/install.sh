@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs catalyst_nb into a virtual environment on a fresh machine.
+#   scripts/install.sh VENV            the package (enough for the main job)
+#   scripts/install.sh VENV test       plus test tools, the local LLM server and the Debian data
+# torch and torchvision are pinned in one pip command: installing them separately, or letting another
+# package pull an unpinned torch, can swap a CPU build for a multi-GB CUDA one.
+set -euo pipefail
+venv=${1:-.venv}
+mode=${2:-run}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "$mode" = test ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -q >/dev/null && sudo apt-get install -y -q dataset-fashion-mnist >/dev/null
+  else
+    echo "note: Debian package dataset-fashion-mnist not installed; tests that read full Fashion-MNIST will skip" >&2
+  fi
+fi
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py="$venv/bin/python"
+"$py" -m pip install -q --upgrade pip
+"$py" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+if [ "$mode" = test ]; then
+  # llama-cpp-python compiles llama.cpp (about 6-10 minutes on 2 cores); GGML_NATIVE=OFF keeps it portable.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[dev,local-llm]"
+else
+  "$py" -m pip install -q -e "$here"
+fi
