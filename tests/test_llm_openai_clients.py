@@ -169,19 +169,33 @@ def test_sdk_retries_are_used_for_server_errors():
     assert len(srv.requests) == 2
 
 
-def test_key_never_in_repr_logs_errors_or_pickles(caplog):
+def test_key_never_in_repr_logs_cassettes_ledgers_states_or_errors(caplog, tmp_path):
+    from catalyst_nb.llm import FASHION_MNIST_TASK, MeteredClient, RecordingClient, ScoredTemplate
+    from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+
     caplog.set_level(logging.DEBUG)
     with FakeOpenAIServer(
-        Reply(body=completion_body("a {}")),
-        Reply(status=401, body={"error": {"message": f"bad key {SECRET}"}}),
+        Reply(body=completion_body(" a {} on a hanger\n2. a folded {}")),
+        Reply(status=401, body={"error": {"message": f"Incorrect API key provided: {SECRET}"}}),
     ) as srv:
-        client = OpenAICompletionClient("fake-model", base_url=srv.base_url, api_key=SECRET, max_retries=0)
-        resp = client.complete(completion_request())
+        real = OpenAICompletionClient("fake-model", base_url=srv.base_url, api_key=SECRET, max_retries=0)
+        recorder = RecordingClient(real, path=tmp_path / "cassette.json")
+        metered = MeteredClient(recorder)
+        opt = LLMPromptOptimizer(metered, task=FASHION_MNIST_TASK, seed=1)
+        history = [ScoredTemplate("a photo of a {}.", 1.0, 0.6)]
+        assert len(opt.ask(history)) == 2
         with pytest.raises(LLMAuthError) as info:
-            client.complete(completion_request())
-    assert SECRET not in repr(client) and SECRET not in str(client)
-    assert SECRET not in caplog.text
-    assert SECRET not in json.dumps(resp.to_dict())
-    assert SECRET not in repr(info.value)
+            opt.ask(history)
+    assert srv.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"  # the key was really used
+    leaks = {
+        "client repr": repr(real) + str(real) + repr(recorder) + repr(metered) + repr(opt),
+        "logs": caplog.text,
+        "cassette": (tmp_path / "cassette.json").read_text(),
+        "ledger": json.dumps(metered.ledger.to_dict()),
+        "state": json.dumps(opt.state_dict()),
+        "error": repr(info.value) + "".join(traceback.format_exception(info.value)),
+    }
+    for where, text in leaks.items():
+        assert SECRET not in text, f"API key found in {where}"
     with pytest.raises(TypeError, match="not picklable"):
-        pickle.dumps(client)
+        pickle.dumps(real)

@@ -146,6 +146,12 @@ def test_trailing_comment_after_dash_is_dropped_and_noted():
     assert r.notes and "comment" in r.notes[0]
 
 
+def test_a_short_label_before_a_colon_is_dropped():
+    r = parse_proposals('1. **Studio shot:** "a studio shot of a {}"\nContext: the {} worn by a model')
+    assert r.proposals == ("a studio shot of a {}", "the {} worn by a model")
+    assert len(r.notes) == 2 and "Studio shot" in r.notes[0]
+
+
 def test_surplus_beyond_max_proposals():
     r = parse_proposals("a {} one\na {} two\na {} three", max_proposals=2)
     assert r.proposals == ("a {} one", "a {} two")

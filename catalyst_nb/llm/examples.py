@@ -12,8 +12,9 @@ from .meta_prompt import TaskDescription
 
 __all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_TASK", "example_fashion_mnist_history"]
 
+# the same names, in label order, as the data layer's Fashion-MNIST loader uses in prompts
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
 )
 
 FASHION_MNIST_TASK = TaskDescription(

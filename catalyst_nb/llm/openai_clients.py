@@ -8,6 +8,7 @@ in ``repr``, not in requests or responses, and it is redacted from any server te
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -130,7 +131,7 @@ class _OpenAIClientBase:
             raw = self._send(request)
         except openai.OpenAIError as exc:
             raise map_openai_error(exc, where=self._where(), secret=self._secret) from None
-        except ValueError as exc:  # json.JSONDecodeError from a garbage body
+        except json.JSONDecodeError as exc:  # a garbage body declared as JSON
             raise LLMResponseError(
                 f"{self._where()}: the server's reply is not valid JSON ({_redact(str(exc), self._secret)})"
             ) from None

@@ -216,6 +216,10 @@ def parse_proposals(
         line = _SCORE.sub("", line).strip()
         line = _strip_quotes(line)
         line = _PLACEHOLDERS.sub(PLACEHOLDER, line)
+        head, colon, tail = line.partition(":")
+        if colon and PLACEHOLDER not in head and PLACEHOLDER in tail and len(head.split()) <= 4:
+            notes.append(f"dropped a label {head.strip()!r} before {tail.strip()!r}")
+            line = _strip_quotes(tail.strip())
         parts = _COMMENT_SPLIT.split(line, maxsplit=1)
         if len(parts) == 2 and PLACEHOLDER in parts[0] and len(parts[1].split()) > 2:
             notes.append(f"dropped a comment after {parts[0]!r}: {parts[1][:60]!r}")

@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from catalyst_nb.llm.client import LLMClient, LLMResponse, request_key
+from catalyst_nb.llm.client import LLMClient, LLMRequest, LLMResponse, request_key
 from catalyst_nb.llm.history import PLACEHOLDER, ScoredTemplate, normalize_template
 from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request
 from catalyst_nb.llm.parser import RejectedLine, parse_proposals
@@ -254,7 +254,7 @@ class LLMPromptOptimizer:
         return tuple(p.to_scored() for p in self.scored)
 
     # ---- asking -----------------------------------------------------------------------------
-    def build_request(self, history: Sequence[ScoredTemplate]):
+    def build_request(self, history: Sequence[ScoredTemplate]) -> LLMRequest:
         """The request the next ``ask(history)`` will send (for inspection; sends nothing)."""
         history = self._check_history(history)
         seed = None if self.seed is None else self.seed + len(self._rounds)
@@ -290,7 +290,7 @@ class LLMPromptOptimizer:
         response: LLMResponse = self.client.complete(request)  # may raise: nothing has changed yet
         return self._commit_round(history, request, response)
 
-    def _commit_round(self, history: list[ScoredTemplate], request: Any, response: LLMResponse) -> tuple[Proposal, ...]:
+    def _commit_round(self, history: list[ScoredTemplate], request: LLMRequest, response: LLMResponse) -> tuple[Proposal, ...]:
         index = len(self._rounds) + 1
         tried = self._tried_texts(history)
         cap = None if self.keep_surplus else self.meta.n_proposals
