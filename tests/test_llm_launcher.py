@@ -167,3 +167,4 @@ def test_gguf_is_assembled_once_into_the_cache(tmp_path):
     mtime = path.stat().st_mtime_ns
     assert gguf_path(directory=tmp_path) == path and path.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == [pkg.MODEL_NAME]  # no temporary left behind
+    path.unlink()  # 250 MB: do not keep it in pytest's retained temporary directories

