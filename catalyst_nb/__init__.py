@@ -11,81 +11,70 @@ The public names below are the whole API that notebooks and later layers use:
 """
 from __future__ import annotations
 
-from catalyst_nb.backbone import (
-    EMBEDDED_MODEL,
-    EMBEDDED_TAG,
-    ClipBackbone,
-    ModelNotFoundError,
-    WeightsIntegrityError,
-    WeightsUnavailableError,
-    encode_text_from_embeddings,
-    list_package_models,
-    load_clip,
-)
-from catalyst_nb.data import (
-    FASHION_MNIST_CLASSNAMES,
-    CorruptDataError,
-    CorruptImageError,
-    DatasetNotFoundError,
-    ImageDataset,
-    ImageNotFoundError,
-    base_new_split,
-    few_shot,
-    load_coop_split,
-    load_embedded_fashion_mnist,
-    load_fashion_mnist,
-    load_image_folder,
-    split_base_new,
-)
-from catalyst_nb.devices import resolve_device
-from catalyst_nb.evaluation import EvalResult, evaluate_classifier, evaluate_templates, harmonic_mean, summarize_seeds
-from catalyst_nb.features import Augmentation, FeatureSet, extract_features
-from catalyst_nb.optim import GradientConfig, GradientPromptOptimizer, NonFiniteLossError
-from catalyst_nb.projection import nearest_tokens
-from catalyst_nb.prompt_learner import ContextText, LoadReport, PromptLearner
-from catalyst_nb.trajectory import StepRecord, Trajectory
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Augmentation",
-    "ClipBackbone",
-    "ContextText",
-    "CorruptDataError",
-    "CorruptImageError",
-    "DatasetNotFoundError",
-    "EMBEDDED_MODEL",
-    "EMBEDDED_TAG",
-    "EvalResult",
-    "FASHION_MNIST_CLASSNAMES",
-    "FeatureSet",
-    "GradientConfig",
-    "GradientPromptOptimizer",
-    "ImageDataset",
-    "ImageNotFoundError",
-    "LoadReport",
-    "ModelNotFoundError",
-    "NonFiniteLossError",
-    "PromptLearner",
-    "StepRecord",
-    "Trajectory",
-    "WeightsIntegrityError",
-    "WeightsUnavailableError",
-    "base_new_split",
-    "encode_text_from_embeddings",
-    "evaluate_classifier",
-    "evaluate_templates",
-    "extract_features",
-    "few_shot",
-    "harmonic_mean",
-    "list_package_models",
-    "load_clip",
-    "load_coop_split",
-    "load_embedded_fashion_mnist",
-    "load_fashion_mnist",
-    "load_image_folder",
-    "nearest_tokens",
-    "resolve_device",
-    "split_base_new",
-    "summarize_seeds",
-]
+# Public name -> module that defines it.  Imports are lazy (PEP 562) so that `import catalyst_nb.llm`
+# or the LLM server command does not pay for importing torch and open_clip.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ["EMBEDDED_MODEL", "EMBEDDED_TAG", "ClipBackbone", "ModelNotFoundError", "WeightsIntegrityError",
+         "WeightsUnavailableError", "encode_text_from_embeddings", "list_package_models", "load_clip"],
+        "catalyst_nb.backbone",
+    ),
+    **dict.fromkeys(
+        ["FASHION_MNIST_CLASSNAMES", "CorruptDataError", "CorruptImageError", "DatasetNotFoundError",
+         "ImageDataset", "ImageNotFoundError", "base_new_split", "few_shot", "load_coop_split",
+         "load_embedded_fashion_mnist", "load_fashion_mnist", "load_image_folder", "split_base_new"],
+        "catalyst_nb.data",
+    ),
+    "resolve_device": "catalyst_nb.devices",
+    **dict.fromkeys(
+        ["EvalResult", "evaluate_classifier", "evaluate_templates", "harmonic_mean", "summarize_seeds"],
+        "catalyst_nb.evaluation",
+    ),
+    **dict.fromkeys(["Augmentation", "FeatureSet", "extract_features"], "catalyst_nb.features"),
+    **dict.fromkeys(
+        ["GradientConfig", "GradientPromptOptimizer", "NonFiniteLossError", "LLMPromptOptimizer", "LLMRound",
+         "Proposal"],
+        "catalyst_nb.optim",
+    ),
+    "nearest_tokens": "catalyst_nb.projection",
+    **dict.fromkeys(["ContextText", "LoadReport", "PromptLearner"], "catalyst_nb.prompt_learner"),
+    **dict.fromkeys(["StepRecord", "Trajectory"], "catalyst_nb.trajectory"),
+    **dict.fromkeys(["PLACEHOLDER", "fill_template"], "catalyst_nb.templates"),
+    **dict.fromkeys(
+        ["Budget", "BudgetExceeded", "LLMError", "LocalLLMServer", "MeteredClient", "OpenAIChatClient",
+         "OpenAICompletionClient", "RecordingClient", "ReplayMiss", "ReplayingClient", "ScoredTemplate",
+         "ScriptedClient", "TaskDescription", "UsageLedger"],
+        "catalyst_nb.llm",
+    ),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catalyst_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from catalyst_nb.backbone import *  # noqa: F401,F403
+    from catalyst_nb.data import *  # noqa: F401,F403
+    from catalyst_nb.evaluation import *  # noqa: F401,F403
+    from catalyst_nb.features import *  # noqa: F401,F403
+    from catalyst_nb.llm import *  # noqa: F401,F403
+    from catalyst_nb.optim import *  # noqa: F401,F403
+    from catalyst_nb.prompt_learner import *  # noqa: F401,F403
+    from catalyst_nb.trajectory import *  # noqa: F401,F403

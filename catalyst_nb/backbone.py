@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from catalyst_nb.devices import resolve_device
+from catalyst_nb.templates import fill_template
 from catalyst_nb.tokens import TokenizerAdapter
 
 __all__ = [
@@ -149,13 +150,6 @@ class ClipBackbone:
                 feats = self.encode_text_tokens(self.tokenizer(texts))
             per_template.append(F.normalize(feats.float(), dim=-1))
         return F.normalize(torch.stack(per_template).mean(0), dim=-1)
-
-
-def fill_template(template: str, classname: str) -> str:
-    """Put ``classname`` into ``template`` at ``{}`` (appended after a space when there is no ``{}``)."""
-    if "{}" in template:
-        return template.replace("{}", classname)
-    return f"{template.rstrip()} {classname}".strip()
 
 
 def _autocast(device: torch.device):

@@ -7,15 +7,13 @@ gradient stage's projected prompts.
 
 from __future__ import annotations
 
+from catalyst_nb.data.fashion_mnist import FASHION_MNIST_CLASSNAMES as FASHION_MNIST_CLASSES
+
 from .history import ScoredTemplate
 from .meta_prompt import TaskDescription
 
 __all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_TASK", "example_fashion_mnist_history"]
 
-# the same names, in label order, as the data layer's Fashion-MNIST loader uses in prompts
-FASHION_MNIST_CLASSES = (
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
-)
 
 FASHION_MNIST_TASK = TaskDescription(
     dataset="Fashion-MNIST",

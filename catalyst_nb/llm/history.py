@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from catalyst_nb.templates import PLACEHOLDER, fill_template, normalize_template
+
 __all__ = ["PLACEHOLDER", "ScoredTemplate", "fill_template", "normalize_template"]
-
-PLACEHOLDER = "{}"
-
 
 @dataclass(frozen=True)
 class ScoredTemplate:
@@ -39,23 +38,3 @@ class ScoredTemplate:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoredTemplate:
         return cls(text=data["text"], loss=float(data["loss"]), accuracy=float(data["accuracy"]), source=data.get("source", ""))
-
-
-def fill_template(template: str, class_name: str) -> str:
-    """The prompt for one class: ``{}`` replaced by the name, or the name appended."""
-    if PLACEHOLDER in template:
-        return template.replace(PLACEHOLDER, class_name)
-    return f"{template.rstrip()} {class_name}"
-
-
-def normalize_template(template: str) -> str:
-    """A comparison key under which two templates count as "the same" for the text encoder's purposes.
-
-    Case, whitespace, a trailing full stop and an explicit trailing ``{}`` do not distinguish
-    templates: "A photo of a" and "a photo of a {}." give the LLM no new idea.
-    """
-    text = " ".join(template.casefold().split())
-    text = text.rstrip(" .")
-    if PLACEHOLDER not in text:
-        text = f"{text} {PLACEHOLDER}".strip()
-    return text

@@ -8,5 +8,6 @@ from catalyst_nb.optim.gradient import (
     ProgressBar,
     coop_learning_rate,
 )
+from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer, LLMRound, Proposal
 
-__all__ = ["GradientConfig", "GradientPromptOptimizer", "NonFiniteLossError", "ProgressBar", "coop_learning_rate"]
+__all__ = ["LLMPromptOptimizer", "LLMRound", "Proposal", "GradientConfig", "GradientPromptOptimizer", "NonFiniteLossError", "ProgressBar", "coop_learning_rate"]
