@@ -45,10 +45,11 @@ def main() -> None:
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default=None)
     parser.add_argument("--chat", action="store_true", help="the server is a chat model")
+    parser.add_argument("--weights", default="embedded", help="weights of the embedded model (tag or file)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
 
-    clip = load_clip()
+    clip = load_clip(pretrained=args.weights)
     train = few_shot(load_embedded_fashion_mnist("train"), shots=16, seed=args.seed)
     train_f = extract_features(clip, train, views=4, seed=args.seed)
     val_f = extract_features(clip, load_embedded_fashion_mnist("val"))
