@@ -62,21 +62,31 @@ def probe_table(clip: Any, test: Any, probes: Sequence[tuple[str, str]]) -> list
     return [ProbeRow(kind, template, evaluate_templates(clip, template, test).accuracy) for kind, template in probes]
 
 
-def coop_learner(clip: Any, classnames: Sequence[str], *, n_ctx: int, ctx_init: str | None, seed: int) -> Any:
+def coop_learner(
+    clip: Any, classnames: Sequence[str], *, n_ctx: int, ctx_init: str | None, seed: int, class_specific: bool = False
+) -> Any:
     from catalyst_nb.prompt_learner import PromptLearner
 
-    return PromptLearner(clip, classnames, n_ctx=None if ctx_init else n_ctx, ctx_init=ctx_init, seed=seed)
+    return PromptLearner(
+        clip, classnames, n_ctx=None if ctx_init else n_ctx, ctx_init=ctx_init, seed=seed,
+        class_specific=class_specific,
+    )
 
 
 def train_coop(clip: Any, pool: Any, *, shots: int, seed: int, args: argparse.Namespace) -> Any:
     """CoOp on ``shots`` images per class of ``pool`` (cached features); returns the trained optimizer."""
     from catalyst_nb.data import few_shot
-    from catalyst_nb.features import extract_features
+    from catalyst_nb.features import Augmentation, extract_features
     from catalyst_nb.optim import GradientPromptOptimizer
 
     subset = few_shot(pool, shots=shots, seed=seed)
-    feats = extract_features(clip, subset, views=args.views, seed=seed, cache_dir=args.cache_dir, progress=False)
-    learner = coop_learner(clip, subset.classnames, n_ctx=args.n_ctx, ctx_init=args.ctx_init, seed=seed)
+    augmentation = Augmentation(scale=(args.crop_scale, 1.0)) if args.views else None
+    feats = extract_features(
+        clip, subset, views=args.views, seed=seed, augmentation=augmentation, cache_dir=args.cache_dir, progress=False
+    )
+    learner = coop_learner(
+        clip, subset.classnames, n_ctx=args.n_ctx, ctx_init=args.ctx_init, seed=seed, class_specific=args.csc
+    )
     opt = GradientPromptOptimizer(
         learner, feats, epochs=args.epochs, seed=seed, lr=args.lr, batch_size=args.batch_size, project_every=0
     )
@@ -99,7 +109,9 @@ def run_base_to_new(clip: Any, pool: Any, test: Any, *, seed: int, args: argpars
     started = time.time()
     pool_base, _ = split_base_new(pool)
     test_base, test_new = split_base_new(test)
-    opt = train_coop(clip, pool_base, shots=args.shots, seed=seed, args=args)
+    # new classes have no class-specific context to carry over: the protocol uses a shared context
+    shared = argparse.Namespace(**{**vars(args), "csc": False})
+    opt = train_coop(clip, pool_base, shots=args.shots, seed=seed, args=shared)
     base_feats = extract_features(clip, test_base, cache_dir=args.cache_dir, progress=False)
     new_feats = extract_features(clip, test_new, cache_dir=args.cache_dir, progress=False)
     base = opt.evaluate(base_feats).accuracy
@@ -140,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ctx-init", default=None, help="initialise the context from this text instead")
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--csc", action="store_true", help="class-specific context (CoOp's CSC)")
     parser.add_argument("--views", type=int, default=0, help="augmented feature views per training image")
+    parser.add_argument("--crop-scale", type=float, default=0.8, help="smallest crop area of the augmented views")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (default: the user cache)")
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers to this file")
@@ -202,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"   {'CoOp mean':<26} {pct(mb.mean)} {pct(mn.mean)} {pct(mh.mean)}")
         report["coop"] = {
             "shots": args.shots, "epochs": args.epochs, "n_ctx": args.n_ctx, "ctx_init": args.ctx_init,
-            "lr": args.lr, "batch_size": args.batch_size, "views": args.views,
+            "lr": args.lr, "batch_size": args.batch_size, "views": args.views, "class_specific": args.csc,
             "runs": [asdict(r) for r in runs], "mean": summary.mean, "std": summary.std,
             "gain_over_best_probe": gain,
         }
