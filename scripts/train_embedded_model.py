@@ -18,7 +18,7 @@ Why these choices:
   words alone, the model shrugs off any wording (measured: under 8 points between the best and the
   worst of the probe templates), and prompt tuning would have nothing to find.
 * **Loose naming** (:data:`LOOSE_NAMES`): some t-shirts are captioned "shirt", some pullovers "coat",
-  some sandals "sneaker", as in real product captions.  The backbone inherits the bias the way CLIP
+  some sandals and ankle boots "sneaker", as in real product captions.  The backbone inherits the bias the way CLIP
   inherits the web's, which leaves hand-written prompts systematically off between look-alike classes;
   a few labelled images can reveal that, a prompt optimizer can correct it.
 * **No probe template is a training caption**, so the benchmark's prompt-sensitivity table
@@ -154,7 +154,7 @@ STYLES: tuple[Style, ...] = (
 )
 
 #: Loose naming in captions, as in product listings and alt-text: ``(class, captioned as, probability)``.
-#: A t-shirt is often just "a shirt", a pullover "a coat", a sandal "a shoe" like a sneaker.  The image
+#: A t-shirt is often just "a shirt", a pullover "a coat", sandals and ankle boots "shoes" like sneakers.  The image
 #: tower learns this usage the way CLIP learns the web's, so hand-written prompts inherit a systematic
 #: bias between look-alike classes that a few correctly labelled images reveal: the room prompt tuning
 #: has on real CLIP models.  Without it the backbone is a 57k-image supervised classifier that 16 shots
@@ -163,6 +163,7 @@ LOOSE_NAMES: tuple[tuple[str, str, float], ...] = (
     ("t-shirt", "shirt", 0.4),
     ("pullover", "coat", 0.4),
     ("sandal", "sneaker", 0.4),
+    ("ankle boot", "sneaker", 0.4),
 )
 
 #: Every caption wording used in training.
