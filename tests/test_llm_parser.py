@@ -189,3 +189,16 @@ def test_bad_arguments():
         parse_proposals("a {}", max_words=0)
     with pytest.raises(ValueError, match="max_proposals"):
         parse_proposals("a {}", max_proposals=-1)
+
+
+def test_lines_of_only_quotes_and_markup_never_raise():
+    """Found on real Gemma output: a line that is nothing but nested quotes/markup once crashed the parser."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = "\"“”'‘’«»`*_ -.1)"
+    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    lines += ['"*"', "*'*", "_*_", '**"**', "`*`", "- *'*"]
+    result = parse_proposals("\n".join(lines), max_words=8, class_names=["shirt"], tried=[], max_proposals=3)
+    assert result.proposals == () or all(p.strip() for p in result.proposals)
+    assert result.rejected  # every line was dropped with a reason, none raised

@@ -115,9 +115,9 @@ def _strip_quotes(text: str) -> str:
                 changed = True
                 break
     # an unmatched quote left at one end only (the other end was cut with a comment or score)
-    if text[:1] in "\"“”'‘’«»`" and text.count(text[0]) == 1:
+    if text and text[:1] in "\"“”'‘’«»`" and text.count(text[0]) == 1:
         text = text[1:].strip()
-    if text[-1:] in "\"“”'‘’«»`*" and text.count(text[-1]) == 1:
+    if text and text[-1:] in "\"“”'‘’«»`*" and text.count(text[-1]) == 1:
         text = text[:-1].strip()
     return text
 
