@@ -20,18 +20,23 @@ def _private_cache(tmp_path_factory):
     yield
 
 
-@pytest.fixture(scope="session")
-def tiny_native():
+def _seeded_random_model(name: str):
+    """Random weights drawn from a fixed seed, so results do not depend on which tests ran first."""
     from catalyst_nb.backbone import load_clip
 
-    return load_clip("tiny-native", None, device="cpu")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return load_clip(name, None, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_native():
+    return _seeded_random_model("tiny-native")
 
 
 @pytest.fixture(scope="session")
 def tiny_hf():
-    from catalyst_nb.backbone import load_clip
-
-    return load_clip("tiny-hf", None, device="cpu")
+    return _seeded_random_model("tiny-hf")
 
 
 @pytest.fixture(params=["native", "hf"], scope="session")

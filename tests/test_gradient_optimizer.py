@@ -27,9 +27,9 @@ def _optimizer(clip, feats, **kwargs):
 
 
 def test_training_lowers_the_loss(tiny_native, train_features):
-    opt = _optimizer(tiny_native, train_features, lr=0.5, total_steps=60, batch_size=40)
+    opt = _optimizer(tiny_native, train_features, lr=1.0, total_steps=100, batch_size=40)
     before = opt.evaluate(train_features).loss
-    opt.run(60, progress=False)
+    opt.run(100, progress=False)
     after = opt.evaluate(train_features).loss
     assert after < before - 0.05
 
