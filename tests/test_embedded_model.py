@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,7 +193,7 @@ def test_training_pixels_equal_the_model_preprocess(trainer, embedded):
     from catalyst_nb.data import load_embedded_fashion_mnist
 
     ds = load_embedded_fashion_mnist("val")
-    images = torch.stack([torch.from_numpy(__import__("numpy").asarray(ds.load_image(i).convert("L"))) for i in range(4)])
+    images = torch.stack([torch.from_numpy(np.array(ds.load_image(i).convert("L"))) for i in range(4)])
     mean, std = trainer.normalize_constants(embedded.preprocess)
     expected = torch.stack([embedded.preprocess(ds.load_image(i)) for i in range(4)])
     torch.testing.assert_close(trainer.to_pixels(images, mean, std), expected)
