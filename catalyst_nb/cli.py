@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", default="runs/tune", help="output folder")
     tune.add_argument("--resume", action="store_true", help="continue from --out/state.pt if present")
     tune.add_argument("--no-progress", action="store_true")
+    from catalyst_nb.sweeps.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 
@@ -108,6 +111,10 @@ def run_tune(args) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "sweep":
+        from catalyst_nb.sweeps.cli import run_sweep_command
+
+        return run_sweep_command(args)
     if args.command == "tune":
         s = run_tune(args)
         print(f"model        {s['model']} ({s['pretrained']}) on {s['device']}")

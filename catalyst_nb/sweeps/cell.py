@@ -1,0 +1,86 @@
+"""One cell as a unit of work that any executor can ship: plain data in, plain data out.
+
+:func:`run_cell` is what a worker process or a Ray task calls.  It never raises for a failing run: the
+error becomes a ``failed`` outcome and its traceback goes to the cell's ``error.txt``, so one bad cell
+cannot stop the other cells of a sweep.  Only an interrupt (Ctrl-C) is let through.
+
+The LLM is shared by URL: the executor starts one local server for the whole sweep and hands its URL to
+each task; the worker builds its own client from it (clients hold credentials and are not picklable).
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .atomic import write_text_atomic
+from .folder import ERROR_FILE
+
+__all__ = ["CellTask", "CellOutcome", "CellFunction", "run_cell", "shared_llm_client"]
+
+# execute(config, run_dir, *, resume, progress, llm_client) -> summary dict
+CellFunction = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """What a worker needs to run one cell."""
+
+    cell_id: str
+    settings: dict[str, Any]
+    run_dir: str
+    resume: bool = False
+    llm_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """How a cell ended: ``done`` with the run's summary, or ``failed`` with a one-line error."""
+
+    cell_id: str
+    status: str
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def shared_llm_client(settings: dict[str, Any], url: str) -> Any:
+    """A client for the sweep's shared local server, as the run would have built for ``llm="local"``."""
+    from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
+    from catalyst_nb.llm.openai_clients import OpenAICompletionClient
+
+    return OpenAICompletionClient(settings.get("llm_model") or DEFAULT_MODEL_ALIAS, base_url=url, api_key="EMPTY",
+                                  timeout=120.0, max_retries=0)
+
+
+def _default_cell_function() -> CellFunction:
+    from catalyst_nb.runs.execute import execute
+
+    return execute
+
+
+def run_cell(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome:
+    """Run one cell in ``task.run_dir``; any exception becomes a ``failed`` outcome (see module docstring)."""
+    started = time.perf_counter()
+    run_dir = Path(task.run_dir)
+    error_path = run_dir / ERROR_FILE
+    try:
+        from .config import run_config_class
+
+        fn = cell_fn if cell_fn is not None else _default_cell_function()
+        config = run_config_class().from_dict(task.settings)
+        client = None
+        if task.llm_url is not None and task.settings.get("llm", "local") == "local":
+            client = shared_llm_client(task.settings, task.llm_url)
+        summary = fn(config, run_dir, resume=task.resume, progress=False, llm_client=client)
+        if not isinstance(summary, dict):
+            raise TypeError(f"the cell function returned {type(summary).__name__}, not a summary dict")
+    except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, never fatal to the sweep
+        write_text_atomic(error_path, traceback.format_exc())
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        return CellOutcome(task.cell_id, "failed", error=message, seconds=time.perf_counter() - started)
+    error_path.unlink(missing_ok=True)
+    return CellOutcome(task.cell_id, "done", summary=summary, seconds=time.perf_counter() - started)

@@ -1,0 +1,72 @@
+"""``catalyst-nb sweep CONFIG.toml``: the command-line face of :func:`catalyst_nb.sweeps.run_sweep`.
+
+Everything that can be checked without running a cell is checked first (the file, the grid, the output
+folder, Ray and its address), so bad input ends with ``error: ...`` and exit status 2 before any
+model loads.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_sweep_parser", "run_sweep_command"]
+
+
+def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "sweep", help="a grid of runs (methods x shots x seeds ...) from a TOML file, with a results table",
+        description="Run every cell of a sweep file; a rerun skips finished cells and resumes interrupted ones.",
+    )
+    parser.add_argument("config", help="sweep file (TOML), e.g. benchmarks/methods.toml")
+    parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweeps/<config file name>)")
+    parser.add_argument("--jobs", type=int, default=1, help="cells at once with the local executor (default 1)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (HOST:PORT, ray://HOST:PORT or 'auto'); default: a Ray instance here")
+    parser.add_argument("--force", action="store_true",
+                        help="reuse a sweep folder made by a different config (changed cells start over)")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from catalyst_nb.sweeps import (LocalExecutor, RayExecutor, SweepConfigError, SweepFolder, SweepFolderError,
+                                    expand, load_sweep_config, run_sweep)
+
+    if args.jobs < 1:
+        return _fail(f"--jobs must be >= 1, got {args.jobs}")
+    if args.address is not None and args.executor != "ray":
+        return _fail("--address needs --executor ray")
+    try:
+        config = load_sweep_config(args.config)
+    except SweepConfigError as exc:
+        return _fail(str(exc))
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / Path(args.config).stem
+    try:
+        if args.executor == "ray":
+            executor: Any = RayExecutor(address=args.address, num_cpus=config.num_cpus, num_gpus=config.num_gpus)
+            executor.check()
+        else:
+            executor = LocalExecutor(jobs=args.jobs)
+        SweepFolder.prepare(out, config, expand(config), force=args.force)  # refuse a foreign folder now
+    except (ValueError, RuntimeError) as exc:
+        return _fail(str(exc))
+    started = time.perf_counter()
+    result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress)
+    minutes = (time.perf_counter() - started) / 60
+    print(result.table)
+    print(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "
+          f"{minutes:.1f} min")
+    for name, path in result.paths.items():
+        print(f"{name:8s} {path}")
+    if result.failed:
+        print(f"failed cells keep their traceback in {out}/cells/<cell>/error.txt; rerun the command to retry them")
+    return 1 if result.failed else 0

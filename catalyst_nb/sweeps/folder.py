@@ -1,0 +1,115 @@
+"""The sweep folder: which config made it, one run folder per cell, and each cell's state.
+
+Layout::
+
+    OUT/sweep.json             the config's canonical form and hash, the cell ids
+    OUT/cells/<cell_id>/       the cell's run folder (the run layer's files) plus
+                     cell.json   the cell's settings, to tell a cell of another config apart
+                     error.txt   the traceback of the last failure, if the last attempt failed
+    OUT/results.csv, OUT/table.md, OUT/figure.html
+
+Why the hash: rerunning a sweep skips finished cells, so a folder made by a different grid would
+silently mix results of different settings into one table.  A folder whose hash differs is refused;
+with ``force`` it is adopted, and only cells whose own settings changed are started over.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .atomic import write_json_atomic
+from .config import SweepConfig
+from .grid import Cell
+
+__all__ = ["SweepFolder", "SweepFolderError", "CELL_FILE", "ERROR_FILE", "SUMMARY_FILE"]
+
+SWEEP_FILE = "sweep.json"
+CELL_FILE = "cell.json"
+ERROR_FILE = "error.txt"
+SUMMARY_FILE = "summary.json"
+_OWN_FILES = {CELL_FILE, ERROR_FILE}
+
+
+class SweepFolderError(ValueError):
+    """The output folder belongs to something else (another sweep's config, or not a sweep at all)."""
+
+
+def _cell_record(cell: Cell) -> dict[str, Any]:
+    return {"cell_id": cell.cell_id, "label": cell.label, "axes": cell.axes, "settings": cell.settings}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    root: Path
+
+    @classmethod
+    def prepare(cls, root: str | Path, config: SweepConfig, cells: Iterable[Cell], *, force: bool = False) -> SweepFolder:
+        """Claim ``root`` for ``config`` (see the module docstring for what is refused and what ``force`` does)."""
+        root = Path(root)
+        cells = list(cells)
+        marker = root / SWEEP_FILE
+        digest = config.config_hash()
+        if marker.is_file():
+            try:
+                previous = json.loads(marker.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise SweepFolderError(f"{marker} cannot be read ({exc}); move the folder away or pass --force") from None
+            if previous.get("config_hash") != digest and not force:
+                raise SweepFolderError(
+                    f"{root} holds a sweep made by a different config (hash {str(previous.get('config_hash'))[:12]}, "
+                    f"this config {digest[:12]}); choose another --out, or pass --force to reuse it "
+                    "(cells whose settings changed are started over)"
+                )
+        elif root.is_dir() and any(root.iterdir()) and not force:
+            raise SweepFolderError(f"{root} is not empty and is not a sweep folder (no {SWEEP_FILE}); choose another --out")
+        folder = cls(root)
+        (root / "cells").mkdir(parents=True, exist_ok=True)
+        for cell in cells:
+            cell_dir = folder.cell_dir(cell)
+            record_path = cell_dir / CELL_FILE
+            if record_path.is_file():
+                try:
+                    stale = not _same(json.loads(record_path.read_text()), _cell_record(cell))
+                except (OSError, json.JSONDecodeError):
+                    stale = True
+                if stale:  # only reachable with force: the hash check refused a changed config otherwise
+                    shutil.rmtree(cell_dir)
+        write_json_atomic(marker, {
+            "name": config.name, "config_hash": digest, "config": config.canonical(),
+            "cells": [c.cell_id for c in cells], "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        return folder
+
+    def cell_dir(self, cell: Cell | str) -> Path:
+        return self.root / "cells" / (cell if isinstance(cell, str) else cell.cell_id)
+
+    def state(self, cell: Cell) -> str:
+        """``done`` (the run layer wrote its summary), ``partial`` (interrupted: resume it) or ``new``."""
+        cell_dir = self.cell_dir(cell)
+        if (cell_dir / SUMMARY_FILE).is_file():
+            return "done"
+        if cell_dir.is_dir() and any(p.name not in _OWN_FILES for p in cell_dir.iterdir()):
+            return "partial"
+        return "new"
+
+    def claim(self, cell: Cell) -> Path:
+        """Create the cell's folder with its settings recorded; returns the folder."""
+        cell_dir = self.cell_dir(cell)
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cell_dir / CELL_FILE, _cell_record(cell))
+        return cell_dir
+
+    def summary(self, cell: Cell) -> dict[str, Any] | None:
+        path = self.cell_dir(cell) / SUMMARY_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None

@@ -1,0 +1,93 @@
+"""Cells on this machine: in this process (``jobs=1``) or in ``jobs`` worker processes.
+
+Workers are spawned, not forked (a forked copy of a process that already runs torch threads or holds a
+server's sockets is a known source of hangs), and each worker's torch is limited to its share of the
+cores so that ``jobs`` workers do not oversubscribe the machine.
+
+When any cell asks for the embedded LLM (``llm = "local"``) and its method uses an LLM, ONE local server
+is started for the whole sweep and its URL handed to every cell: one model in memory instead of one
+per worker, and no per-cell start-up time.
+"""
+from __future__ import annotations
+
+import concurrent.futures as futures
+import contextlib
+import multiprocessing
+import os
+from dataclasses import replace
+from typing import Any, Callable, Iterator, Sequence
+
+from .cell import CellFunction, CellOutcome, CellTask, run_cell
+
+__all__ = ["LocalExecutor", "needs_local_llm", "LLM_METHODS"]
+
+LLM_METHODS = ("llm-only", "catalyst")
+
+
+def needs_local_llm(settings: dict[str, Any]) -> bool:
+    """Whether a cell would start the embedded LLM server on its own."""
+    return settings.get("method") in LLM_METHODS and settings.get("llm", "local") == "local"
+
+
+def _limit_threads(n: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _default_server_factory() -> Any:
+    from catalyst_nb.llm.launcher import LocalLLMServer
+
+    return LocalLLMServer()
+
+
+class LocalExecutor:
+    """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes."""
+
+    name = "local"
+
+    def __init__(self, *, jobs: int = 1, llm_server_factory: Callable[[], Any] | None = None) -> None:
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+        self.jobs = jobs
+        self.llm_server_factory = llm_server_factory or _default_server_factory
+
+    @contextlib.contextmanager
+    def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[str | None]:
+        if not any(needs_local_llm(t.settings) for t in tasks):
+            yield None
+            return
+        server = self.llm_server_factory()
+        with server:
+            yield server.base_url
+
+    def run(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None = None) -> Iterator[CellOutcome]:
+        """Yield each cell's outcome as it finishes (in finishing order when ``jobs`` > 1)."""
+        if not tasks:
+            return
+        with self._shared_llm(tasks) as url:
+            tasks = [replace(t, llm_url=url) if needs_local_llm(t.settings) else t for t in tasks]
+            if self.jobs == 1:
+                for task in tasks:
+                    yield run_cell(task, cell_fn)
+                return
+            yield from self._run_pool(tasks, cell_fn)
+
+    def _run_pool(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None) -> Iterator[CellOutcome]:
+        workers = min(self.jobs, len(tasks))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_limit_threads, initargs=(threads,),
+        )
+        pending = {pool.submit(run_cell, task, cell_fn): task for task in tasks}
+        try:
+            for future in futures.as_completed(pending):
+                task = pending[future]
+                try:
+                    yield future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker that died takes only its cells with it
+                    yield CellOutcome(task.cell_id, "failed", error=f"worker failed: {type(exc).__name__}: {exc}"[:500])
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,59 @@
+"""The methods table as Markdown: mean ± std over seeds in percent, the seed count, and flags.
+
+Flags say what an average would hide: seeds whose runs collapsed (NaN, or far below zero-shot), cells
+that failed, cells not run yet.  The base-to-new columns appear only when the sweep has such cells,
+and the LLM column only when some method called an LLM (how many of its proposals became restarts).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+__all__ = ["format_stat", "markdown_table"]
+
+
+def format_stat(stat: Mapping[str, Any]) -> str:
+    """``84.58 ± 0.41`` (percent); ``—`` when no seed finished."""
+    if stat["mean"] is None:
+        return "—"
+    return f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
+
+
+def _flags(group: Mapping[str, Any]) -> str:
+    parts = []
+    if group["collapsed"]:
+        parts.append("collapsed: " + ", ".join(group["collapsed"]))
+    if group["failed"]:
+        parts.append("failed: " + ", ".join(group["failed"]))
+    if group["pending"]:
+        parts.append(f"not run: {group['pending']}")
+    return "; ".join(parts)
+
+
+def markdown_table(groups: Sequence[Mapping[str, Any]], *, base_to_new: bool = False, title: str | None = None) -> str:
+    """One row per group, in the groups' order (methods as in the sweep file, then the axes)."""
+    keys: list[str] = []
+    for group in groups:
+        keys += [k for k in group["axes"] if k not in keys]
+    # an axis with one value across the table says nothing per row (it belongs in the title); shots always shows
+    axes = [k for k in keys if k == "shots" or len({repr(g["axes"].get(k)) for g in groups}) > 1]
+    show_llm = any(g["llm"]["calls"] for g in groups)
+    header = ["Method"] + [a.replace("_", " ").capitalize() for a in axes] + ["Test acc. (%)", "Seeds"]
+    if base_to_new:
+        header += ["Base (%)", "New (%)", "HM (%)", "Seeds (b2n)"]
+    if show_llm:
+        header += ["LLM proposals chosen / valid / calls"]
+    header += ["Flags"]
+    lines = [] if title is None else [f"**{title}**", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for group in groups:
+        cells = [group["label"].replace("|", "/")] + [str(group["axes"].get(a)) for a in axes]
+        cells += [format_stat(group["test"]), str(group["test"]["n"])]
+        if base_to_new:
+            cells += [format_stat(group["base"]), format_stat(group["new"]), format_stat(group["harmonic_mean"]),
+                      str(group["harmonic_mean"]["n"])]
+        if show_llm:
+            llm = group["llm"]
+            cells += [f"{llm['chosen']:g} / {llm['valid']:g} / {llm['calls']:g}" if llm["calls"] else "—"]
+        cells += [_flags(group)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""A stand-in for the run layer's ``execute`` in sweep tests: no model, deterministic numbers.
+
+Module-level functions, so that worker processes and Ray tasks can import them.  Behaviour:
+  * accuracy = a per-method base + 1 point per doubling of shots + 0.1 point per seed;
+  * ``lr == 9.0`` makes a NaN accuracy (a collapsed run);
+  * a cell whose folder name contains ``$SWEEP_FAKE_FAIL`` raises (a failing cell);
+  * every call is appended to ``calls.jsonl`` in the run folder (to see skips and resumes).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+BASE = {"zero-shot": 0.60, "coop": 0.80, "llm-only": 0.62, "catalyst": 0.82, "projection-restarts": 0.805}
+
+
+def accuracy(method: str, shots: int, seed: int, lr: float = 0.002) -> float:
+    if lr == 9.0:
+        return float("nan")
+    return BASE[method] + 0.01 * math.log2(shots) + 0.001 * seed
+
+
+def fake_execute(config, run_dir, *, resume=False, overwrite=False, progress=True, llm_client=None):
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "calls.jsonl", "a") as log:
+        log.write(json.dumps({"resume": resume, "pid": os.getpid()}) + "\n")
+    fail = os.environ.get("SWEEP_FAKE_FAIL")
+    if fail and fail in run_dir.name:
+        (run_dir / "state.json").write_text("{}")  # an interrupted run leaves state behind
+        raise RuntimeError(f"injected failure in {run_dir.name}")
+    acc = accuracy(config.method, config.shots, config.seed, config.lr)
+    summary = {
+        "method": config.method, "preset": config.preset, "seed": config.seed, "shots": config.shots,
+        "steps": config.steps, "test_accuracy": acc, "zero_shot_accuracy": accuracy("zero-shot", config.shots, config.seed),
+        "seconds": 0.01, "status": "done", "stages": [],
+        "llm": {"valid": 3, "chosen": 1, "calls": 3} if config.method in ("catalyst", "llm-only") else {"valid": 0, "chosen": 0, "calls": 0},
+        "llm_url": getattr(llm_client, "base_url", None),
+    }
+    if config.base_to_new:
+        base, new = acc, acc - 0.1
+        summary.update(base_accuracy=base, new_accuracy=new, harmonic_mean=2 * base * new / (base + new))
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return summary

@@ -1,0 +1,152 @@
+"""The sweep loop with a stand-in cell function: skipping, resuming, failing cells, foreign folders,
+worker processes and the shared LLM server (no model loads here; the real runs are in the integration test)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from catalyst_nb.sweeps import LocalExecutor, SweepConfig, SweepFolderError, run_sweep
+from sweep_fakes import accuracy, fake_execute
+
+
+def _config(**grid):
+    return SweepConfig.from_dict({
+        "sweep": {"name": "fake"},
+        "defaults": {"steps": 4, "llm": "none"},
+        "grid": {"data": ["embedded"], "shots": [1, 4], "seed": [1, 2, 3], **grid},
+        "methods": {"zero-shot": {"method": "zero-shot"}, "coop": {"method": "coop"},
+                    "catalyst": {"method": "catalyst", "llm": "local"}},
+    })
+
+
+def _calls(folder, cell_id):
+    path = folder / "cells" / cell_id / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+class FakeServer:
+    """Counts starts; stands in for the local LLM server the executor shares."""
+
+    started = 0
+
+    def __init__(self):
+        self.base_url = "http://127.0.0.1:9/v1"
+
+    def __enter__(self):
+        FakeServer.started += 1
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture
+def executor():
+    FakeServer.started = 0
+    return LocalExecutor(llm_server_factory=FakeServer)
+
+
+def test_sweep_runs_every_cell_then_a_rerun_skips_them(tmp_path, executor):
+    out = tmp_path / "sweep"
+    result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (result.ran, result.skipped, result.failed) == (18, 0, 0)
+    assert {p.name for p in out.iterdir()} >= {"sweep.json", "cells", "results.csv", "table.md", "figure.html"}
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 18 and {r["status"] for r in rows} == {"done"}
+    coop = next(r for r in rows if r["cell_id"] == "coop__embedded__4shot__seed3")
+    assert float(coop["test_accuracy"]) == pytest.approx(accuracy("coop", 4, 3))
+    # one shared server for the sweep, its URL handed to the LLM cells only
+    assert FakeServer.started == 1
+    summaries = {c: json.loads((out / "cells" / c / "summary.json").read_text()) for c in (r["cell_id"] for r in rows)}
+    assert {s["llm_url"] for c, s in summaries.items() if c.startswith("catalyst")} == {"http://127.0.0.1:9/v1"}
+    assert {s["llm_url"] for c, s in summaries.items() if not c.startswith("catalyst")} == {None}
+    table = (out / "table.md").read_text()
+    mean = sum(accuracy("coop", 4, s) for s in (1, 2, 3)) / 3
+    assert f"| coop | 4 | {100 * mean:.2f} ± 0.10 | 3 |" in table
+    assert "<html>" in (out / "figure.html").read_text()[:200].lower()
+
+    again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (again.ran, again.skipped) == (0, 18)
+    assert len(_calls(out, "coop__embedded__1shot__seed1")) == 1  # not called a second time
+    assert FakeServer.started == 1  # nothing to run: no server started
+    assert again.table == result.table
+
+
+def test_failing_cell_is_recorded_and_retried_with_resume(tmp_path, executor, monkeypatch):
+    out = tmp_path / "sweep"
+    monkeypatch.setenv("SWEEP_FAKE_FAIL", "coop__embedded__4shot__seed2")
+    result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (result.ran, result.failed) == (18, 1)
+    row = next(r for r in result.rows if r["cell_id"] == "coop__embedded__4shot__seed2")
+    assert row["status"] == "failed" and "injected failure" in row["error"]
+    trace = (out / "cells" / row["cell_id"] / "error.txt").read_text()
+    assert "Traceback" in trace and "RuntimeError: injected failure" in trace
+    assert "failed: seed 2" in result.table
+    assert sum(r["status"] == "done" for r in result.rows) == 17  # the others went on
+
+    monkeypatch.delenv("SWEEP_FAKE_FAIL")
+    again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (again.ran, again.skipped, again.failed) == (1, 17, 0)
+    assert [c["resume"] for c in _calls(out, row["cell_id"])] == [False, True]  # its state was left: resumed
+    assert not (out / "cells" / row["cell_id"] / "error.txt").exists()
+    assert "failed" not in again.table
+
+
+def test_interrupted_cell_resumes_and_new_cells_start_fresh(tmp_path, executor):
+    out = tmp_path / "sweep"
+    config = _config(shots=[1])
+    run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False)
+    cell = out / "cells" / "coop__embedded__1shot__seed1"
+    (cell / "summary.json").unlink()  # as if the run stopped before finishing
+    again = run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert again.ran == 1 and [c["resume"] for c in _calls(out, cell.name)] == [False, True]
+
+
+def test_folder_of_another_config_is_refused_unless_forced(tmp_path, executor):
+    out = tmp_path / "sweep"
+    run_sweep(_config(shots=[1]), out, executor=executor, cell_fn=fake_execute, progress=False)
+    changed = SweepConfig.from_dict({**_config(shots=[1]).source, "defaults": {"steps": 5, "llm": "none"}})
+    with pytest.raises(SweepFolderError, match="different config"):
+        run_sweep(changed, out, executor=executor, cell_fn=fake_execute, progress=False)
+    forced = run_sweep(changed, out, executor=executor, cell_fn=fake_execute, force=True, progress=False)
+    # zero-shot and coop cells changed (steps), the catalyst cells set their own llm but share steps too
+    assert forced.ran == 9 and forced.skipped == 0
+    more_seeds = _config(shots=[1], seed=[1, 2, 3, 4])
+    with pytest.raises(SweepFolderError):
+        run_sweep(more_seeds, out, executor=executor, cell_fn=fake_execute, progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(SweepFolderError, match="not a sweep folder"):
+        run_sweep(_config(), tmp_path / "other", executor=executor, cell_fn=fake_execute, progress=False)
+
+
+def test_force_keeps_cells_whose_settings_did_not_change(tmp_path, executor):
+    out = tmp_path / "sweep"
+    run_sweep(_config(shots=[1], seed=[1, 2]), out, executor=executor, cell_fn=fake_execute, progress=False)
+    grown = run_sweep(_config(shots=[1], seed=[1, 2, 3]), out, executor=executor, cell_fn=fake_execute,
+                      force=True, progress=False)
+    assert (grown.ran, grown.skipped) == (3, 6)
+
+
+def test_worker_processes_give_the_same_table(tmp_path):
+    config = _config(shots=[1], seed=[1, 2])
+    config = SweepConfig.from_dict({**config.source, "methods": {"zero-shot": {"method": "zero-shot"},
+                                                                  "coop": {"method": "coop", "lr": 9.0}}})
+    one = run_sweep(config, tmp_path / "one", executor=LocalExecutor(jobs=1), cell_fn=fake_execute, progress=False)
+    two = run_sweep(config, tmp_path / "two", executor=LocalExecutor(jobs=2), cell_fn=fake_execute, progress=False)
+    assert one.table == two.table
+    pids = {c["pid"] for cell in ("coop__embedded__1shot__seed1", "coop__embedded__1shot__seed2")
+            for c in _calls(tmp_path / "two", cell)}
+    import os
+
+    assert os.getpid() not in pids  # the cells ran in worker processes
+    assert "collapsed: seed 1, seed 2" in two.table  # NaN accuracies are flagged, not averaged
+    assert all(math.isnan(r["test_accuracy"]) for r in two.rows if r["method"] == "coop")
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(ValueError, match="jobs must be an int >= 1, got 0"):
+        LocalExecutor(jobs=0)
