@@ -3,7 +3,9 @@
 Module-level functions, so that worker processes and Ray tasks can import them.  Behaviour:
   * accuracy = a per-method base + 1 point per doubling of shots + 0.1 point per seed;
   * ``lr == 9.0`` makes a NaN accuracy (a collapsed run);
-  * a cell whose folder name contains ``$SWEEP_FAKE_FAIL`` raises (a failing cell);
+  * a cell whose ``method:shots:seed`` is written in the file ``$SWEEP_FAKE_FAIL`` raises (a failing
+    cell; the variable reaches worker processes and Ray workers, and a test removes the file to let
+    the retry succeed);
   * every call is appended to ``calls.jsonl`` in the run folder (to see skips and resumes).
 """
 from __future__ import annotations
@@ -27,10 +29,11 @@ def fake_execute(config, run_dir, *, resume=False, overwrite=False, progress=Tru
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "calls.jsonl", "a") as log:
         log.write(json.dumps({"resume": resume, "pid": os.getpid()}) + "\n")
-    fail = os.environ.get("SWEEP_FAKE_FAIL")
-    if fail and fail in run_dir.name:
+    flag = Path(os.environ.get("SWEEP_FAKE_FAIL", "/nonexistent"))
+    fail = flag.read_text().strip() if flag.is_file() else None
+    if fail == f"{config.method}:{config.shots}:{config.seed}":
         (run_dir / "state.json").write_text("{}")  # an interrupted run leaves state behind
-        raise RuntimeError(f"injected failure in {run_dir.name}")
+        raise RuntimeError(f"injected failure in {fail}")
     acc = accuracy(config.method, config.shots, config.seed, config.lr)
     summary = {
         "method": config.method, "preset": config.preset, "seed": config.seed, "shots": config.shots,

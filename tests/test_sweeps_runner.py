@@ -77,7 +77,9 @@ def test_sweep_runs_every_cell_then_a_rerun_skips_them(tmp_path, executor):
 
 def test_failing_cell_is_recorded_and_retried_with_resume(tmp_path, executor, monkeypatch):
     out = tmp_path / "sweep"
-    monkeypatch.setenv("SWEEP_FAKE_FAIL", "coop__embedded__4shot__seed2")
+    flag = tmp_path / "fail"
+    flag.write_text("coop:4:2")
+    monkeypatch.setenv("SWEEP_FAKE_FAIL", str(flag))
     result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
     assert (result.ran, result.failed) == (18, 1)
     row = next(r for r in result.rows if r["cell_id"] == "coop__embedded__4shot__seed2")
@@ -87,7 +89,7 @@ def test_failing_cell_is_recorded_and_retried_with_resume(tmp_path, executor, mo
     assert "failed: seed 2" in result.table
     assert sum(r["status"] == "done" for r in result.rows) == 17  # the others went on
 
-    monkeypatch.delenv("SWEEP_FAKE_FAIL")
+    flag.unlink()
     again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
     assert (again.ran, again.skipped, again.failed) == (1, 17, 0)
     assert [c["resume"] for c in _calls(out, row["cell_id"])] == [False, True]  # its state was left: resumed
