@@ -107,3 +107,16 @@ def test_shipped_sweep_files_are_valid(name):
     labels = [label for label, _ in config.methods]
     assert "zero-shot" in labels and "coop" in labels
     assert len(expand(config)) >= 2
+
+
+def test_reading_a_sweep_imports_neither_torch_nor_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, catalyst_nb.sweeps as s; from pathlib import Path; "
+            "s.load_sweep_config(Path('benchmarks/methods.toml')); print('torch' in sys.modules, 'ray' in sys.modules)")
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "False"]

@@ -106,14 +106,13 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
     skipped = len(cells) - len(tasks)
     executor = executor or LocalExecutor()
     failed = 0
-    bar = tqdm(total=len(cells), initial=skipped, desc=f"sweep {config.name}", unit="cell", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(cells), initial=skipped, desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
     try:
         for outcome in executor.run(tasks, cell_fn):
             outcomes[outcome.cell_id] = outcome
             failed += outcome.status == "failed"
             bar.update(1)
-            bar.set_postfix_str(f"{failed} failed" if failed else outcome.cell_id[-40:])
+            bar.set_postfix_str(f"{failed} failed, last {outcome.cell_id}" if failed else f"last {outcome.cell_id}")
             write_reports(config, folder.root, cells, outcomes, figure=False)
     finally:
         bar.close()
