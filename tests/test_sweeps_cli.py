@@ -59,3 +59,12 @@ def test_ray_address_that_does_not_answer_exits_2_in_seconds(tmp_path, capsys, g
     assert code == 2 and time.perf_counter() - started < 15
     assert "no Ray cluster answers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_auto_without_a_cluster_exits_2(tmp_path, capsys, good, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    started = time.perf_counter()
+    code = main(["sweep", str(good), "--executor", "ray", "--address", "auto", "--out", str(tmp_path / "out")])
+    assert code == 2 and time.perf_counter() - started < 30
+    assert "Could not find any running Ray instance" in capsys.readouterr().err

@@ -47,12 +47,11 @@ def _host_port(address: str) -> tuple[str, int]:
 def check_ray_address(address: str, *, timeout: float = 3.0) -> None:
     """Raise :class:`RayAddressError` unless something accepts a TCP connection at ``address``.
 
-    ``auto`` is resolved as Ray resolves it first (``RAY_ADDRESS``); without it Ray looks for a
-    cluster started on this machine and fails fast by itself.
+    ``auto`` is resolved as Ray resolves it (``RAY_ADDRESS``, else the cluster started on this machine).
     """
     if address == "auto":
-        address = os.environ.get("RAY_ADDRESS", "")
-        if not address or address == "auto":
+        address = _resolve_auto()
+        if address is None:
             return
     try:
         host, port = _host_port(address)
@@ -65,6 +64,26 @@ def check_ray_address(address: str, *, timeout: float = 3.0) -> None:
         raise RayAddressError(
             f"no Ray cluster answers at {address!r} ({exc}); start one with `ray start --head` or check the address"
         ) from None
+
+
+def _resolve_auto() -> str | None:
+    """What ``auto`` means to Ray here: ``RAY_ADDRESS``, else the cluster last started on this machine.
+
+    Ray's own resolver is private API; when it is missing (another Ray version) the check is left
+    to ``ray.init``, which fails fast by itself when no cluster is found.
+    """
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env and env != "auto":
+        return env
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:
+        return None
+    try:
+        resolved = get_ray_address_from_environment("auto", None)
+    except ConnectionError as exc:
+        raise RayAddressError(f"--address auto: {exc}".splitlines()[0]) from None
+    return None if resolved in (None, "auto") else str(resolved)
 
 
 def pack_folder(folder: str | Path) -> bytes | None:
@@ -152,8 +171,10 @@ class RayExecutor:
         started_here = False
         if not ray.is_initialized():
             self.check()
-            ray.init(address=self.address, include_dashboard=False, logging_level="WARNING",
-                     log_to_driver=False)
+            try:
+                ray.init(address=self.address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+            except ConnectionError as exc:
+                raise RayAddressError(f"cannot connect to Ray at {self.address!r}: {exc}".splitlines()[0]) from None
             started_here = True
         try:
             remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(_remote_cell)
