@@ -257,8 +257,10 @@ class CatalystOptimizer:
         projections = projection_templates(self.trajectory, self._round) if "projection" in c.sources else []
         if not projections and "projection" in c.sources:
             projections = [self.learner.to_text(metric=self.gradient.config.projection_metric).template]
+        strip = self.learner.strip_fillers
         cands = gather_candidates(round_index=self._round, k=c.candidates, sources=c.sources,
-                                  projections=projections, variants=variants, pool=self.pool.values())
+                                  projections=[strip(t) for t in projections], variants=[strip(t) for t in variants],
+                                  pool=self.pool.values())
         scored = self._score(cands)
         self._round_candidates = [s.id for s in scored]
         self._round_cands = {s.id: s for s in scored}
