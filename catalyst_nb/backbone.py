@@ -307,6 +307,49 @@ def load_clip(
     )
 
 
+class _DropLoadNotices(logging.Filter):
+    """Drops open_clip's notices about how one of *our* models was assembled (not about user models)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._patterns = (f"Model {name} initialized partially", f"No pretrained weights loaded for model '{name}'")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self._patterns)
+
+
+@contextlib.contextmanager
+def _quiet_package_load(name: str):
+    """Silence load reports for the models this package ships, and only while they load.
+
+    Assembling a shipped model from its text tower (a sentence encoder without its pooler) and our own
+    trained weights is expected to leave keys unused; Hugging Face's load report, its progress bar and
+    open_clip's "initialized partially" notice say so on every load and would be a newcomer's first
+    screen.  Loads of users' own models keep every message.
+    """
+    root = logging.getLogger()
+    notice_filter = _DropLoadNotices(name)
+    root.addFilter(notice_filter)
+    hf_logging = None
+    try:
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 - optional for native models
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    previous = hf_logging.get_verbosity() if hf_logging else None
+    bars = hf_logging.is_progress_bar_enabled() if hf_logging else None
+    try:
+        if hf_logging:
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        yield
+    finally:
+        root.removeFilter(notice_filter)
+        if hf_logging:
+            hf_logging.set_verbosity(previous)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+
 def _load_package_model(name: str, pretrained: str | None, dev: torch.device, precision: str, open_clip: Any):
     cfg = _package_config(name)
     text_cfg = cfg["text_cfg"]
@@ -329,9 +372,10 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
             )
         weights_path = Path(pretrained)
     open_clip.add_model_config(_package_file("configs"))
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg
-    )
+    with _quiet_package_load(name):
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg
+        )
     if weights_path is not None:
         _load_partial_checkpoint(model, weights_path, text_cfg)
     model = model.to(dev)

@@ -279,6 +279,28 @@ class PromptLearner(nn.Module):
         vectors = table[torch.tensor(list(slot_ids), device=table.device)].to(self.ctx.dtype).to(self.ctx.device)
         return vectors.unsqueeze(0).expand_as(self.ctx).clone() if self.class_specific else vectors
 
+    def strip_fillers(self, template: str) -> str:
+        """``template`` without the filler words on the padded side, when that loads the same context.
+
+        A projection of a context that was padded (``"x x x x a photo of a {}."``) reads better, to a
+        person and to an LLM, without the fillers; since :meth:`load_text` pads that side with the same
+        filler, both spellings load identical contexts.  Only the class-at-end and class-in-front layouts
+        pad a single side; the middle layout is returned unchanged.
+        """
+        word = self.clip.tokenizer.decode([self._filler_id]).strip()
+        if not word or self.class_token_position == "middle" or "{}" not in template:
+            return template
+        before, _, after = template.partition("{}")
+        if self.class_token_position == "end":
+            words = before.split()
+            while words and words[0] == word:
+                words.pop(0)
+            return (" ".join(words) + " {}" + after).strip() if words else "{}" + after
+        words = after.rstrip(".").split()
+        while words and words[-1] == word:
+            words.pop()
+        return (before + "{} " + " ".join(words)).rstrip() + ("." if after.endswith(".") else "")
+
     def loaded_template(self, slot_ids: Sequence[int]) -> str:
         """The template a context of exactly these tokens reads as (fillers shown as the filler token)."""
         return self._template_for(list(slot_ids))
