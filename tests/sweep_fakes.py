@@ -27,12 +27,13 @@ def accuracy(method: str, shots: int, seed: int, lr: float = 0.002) -> float:
 def fake_execute(config, run_dir, *, resume=False, overwrite=False, progress=True, llm_client=None):
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))  # as the run layer: a run has started
     with open(run_dir / "calls.jsonl", "a") as log:
         log.write(json.dumps({"resume": resume, "pid": os.getpid()}) + "\n")
     flag = Path(os.environ.get("SWEEP_FAKE_FAIL", "/nonexistent"))
     fail = flag.read_text().strip() if flag.is_file() else None
     if fail == f"{config.method}:{config.shots}:{config.seed}":
-        (run_dir / "state.json").write_text("{}")  # an interrupted run leaves state behind
+        (run_dir / "state.pt").write_text("{}")  # an interrupted run leaves state behind
         raise RuntimeError(f"injected failure in {fail}")
     acc = accuracy(config.method, config.shots, config.seed, config.lr)
     summary = {

@@ -20,7 +20,7 @@ def _setup(*, b2n=False):
     if b2n:
         grid["base_to_new"] = [False, True]
     config = SweepConfig.from_dict({"defaults": {"llm": "none"}, "grid": grid, "methods": {
-        "zero-shot": {"method": "zero-shot"}, "coop": {"method": "coop"}, "cat": {"method": "catalyst"}}})
+        "zero-shot": {"method": "zero-shot"}, "coop": {"method": "coop"}, "cat": {"method": "catalyst", "llm": "local"}}})
     cells = expand(config)
     values = {"zero-shot": ZERO, "coop": COOP, "cat": CAT}
     outcomes = {}

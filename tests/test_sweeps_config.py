@@ -11,7 +11,7 @@ def _config(**changes):
         "sweep": {"name": "t", "collapse_margin": 0.1},
         "defaults": {"steps": 4, "llm": "none"},
         "grid": {"data": ["embedded"], "shots": [1, 4], "seed": [1, 2]},
-        "methods": {"zero-shot": {"method": "zero-shot"}, "catalyst (paper)": {"method": "catalyst", "preset": "paper"}},
+        "methods": {"zero-shot": {"method": "zero-shot"}, "catalyst (paper)": {"method": "catalyst", "preset": "paper", "llm": "local"}},
     }
     for key, value in changes.items():
         top, _, sub = key.partition("__")
@@ -37,7 +37,7 @@ def test_grid_expands_methods_then_axes_with_readable_stable_ids():
     ]
     paper = cells[4]
     assert paper.cell_id == "catalyst-paper__embedded__1shot__seed1"
-    assert paper.settings == {"steps": 4, "llm": "none", "method": "catalyst", "preset": "paper",
+    assert paper.settings == {"steps": 4, "llm": "local", "method": "catalyst", "preset": "paper",
                               "data": "embedded", "shots": 1, "seed": 1}
     # adding a seed keeps every existing cell's id (and so its folder and finished result)
     more = expand(SweepConfig.from_dict(_config(grid__seed=[1, 2, 3])))
@@ -109,14 +109,14 @@ def test_shipped_sweep_files_are_valid(name):
     assert len(expand(config)) >= 2
 
 
-def test_reading_a_sweep_imports_neither_torch_nor_ray():
+def test_importing_sweeps_imports_neither_torch_nor_ray_and_reading_a_file_no_ray():
     import subprocess
     import sys
 
-    code = ("import sys, catalyst_nb.sweeps as s; from pathlib import Path; "
-            "s.load_sweep_config(Path('benchmarks/methods.toml')); print('torch' in sys.modules, 'ray' in sys.modules)")
+    code = ("import sys, catalyst_nb.sweeps as s; from pathlib import Path; print('torch' in sys.modules, "
+            "'ray' in sys.modules); s.load_sweep_config(Path('benchmarks/methods.toml')); print('ray' in sys.modules)")
     from pathlib import Path
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]

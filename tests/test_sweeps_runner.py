@@ -103,6 +103,7 @@ def test_interrupted_cell_resumes_and_new_cells_start_fresh(tmp_path, executor):
     run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False)
     cell = out / "cells" / "coop__embedded__1shot__seed1"
     (cell / "summary.json").unlink()  # as if the run stopped before finishing
+    (cell / "outcome.json").unlink()
     again = run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False)
     assert again.ran == 1 and [c["resume"] for c in _calls(out, cell.name)] == [False, True]
 

@@ -22,6 +22,8 @@ __all__ = ["CellTask", "CellOutcome", "CellFunction", "run_cell", "shared_llm_cl
 
 # execute(config, run_dir, *, resume, progress, llm_client) -> summary dict
 CellFunction = Callable[..., dict]
+# A run whose accuracy came out NaN is finished too ("collapsed"): the table flags it, a retry would not help.
+FINISHED = ("done", "collapsed")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def shared_llm_client(settings: dict[str, Any], url: str) -> Any:
     from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
     from catalyst_nb.llm.openai_clients import OpenAICompletionClient
 
-    return OpenAICompletionClient(settings.get("llm_model") or DEFAULT_MODEL_ALIAS, base_url=url, api_key="EMPTY",
+    return OpenAICompletionClient(settings.get("llm_model") or DEFAULT_MODEL_ALIAS, base_url=url, api_key="local-no-key",
                                   timeout=120.0, max_retries=0)
 
 
@@ -78,6 +80,9 @@ def run_cell(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome
         summary = fn(config, run_dir, resume=task.resume, progress=False, llm_client=client)
         if not isinstance(summary, dict):
             raise TypeError(f"the cell function returned {type(summary).__name__}, not a summary dict")
+        if summary.get("status", "done") not in FINISHED:
+            raise RuntimeError(f"the run stopped with status {summary.get('status')!r}; a sweep needs runs that "
+                               "decide on their own (approval 'auto')")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, never fatal to the sweep
         write_text_atomic(error_path, traceback.format_exc())
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

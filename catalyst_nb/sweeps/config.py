@@ -51,7 +51,7 @@ class SweepConfigError(ValueError):
 
 
 def run_config_class() -> type:
-    """The run layer's config class (imported late: reading a sweep file must not import torch)."""
+    """The run layer's config class (imported late, so that importing this package stays light)."""
     from catalyst_nb.runs.config import RunConfig
 
     return RunConfig

@@ -5,6 +5,7 @@ Layout::
     OUT/sweep.json             the config's canonical form and hash, the cell ids
     OUT/cells/<cell_id>/       the cell's run folder (the run layer's files) plus
                      cell.json   the cell's settings, to tell a cell of another config apart
+                     outcome.json how the last attempt ended (status, the run's summary or the error)
                      error.txt   the traceback of the last failure, if the last attempt failed
     OUT/results.csv, OUT/table.md, OUT/figure.html
 
@@ -25,13 +26,16 @@ from .atomic import write_json_atomic
 from .config import SweepConfig
 from .grid import Cell
 
-__all__ = ["SweepFolder", "SweepFolderError", "CELL_FILE", "ERROR_FILE", "SUMMARY_FILE"]
+__all__ = ["SweepFolder", "SweepFolderError", "CELL_FILE", "ERROR_FILE", "OUTCOME_FILE", "SUMMARY_FILE"]
 
 SWEEP_FILE = "sweep.json"
 CELL_FILE = "cell.json"
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"
-_OWN_FILES = {CELL_FILE, ERROR_FILE}
+OUTCOME_FILE = "outcome.json"
+# The run layer writes config.json before the first unit of work and state.pt after each; a folder with
+# neither holds no run that could be resumed (a cell that failed while loading its model, say).
+_RUN_STARTED = ("config.json", "state.pt")
 
 
 class SweepFolderError(ValueError):
@@ -91,12 +95,20 @@ class SweepFolder:
     def cell_dir(self, cell: Cell | str) -> Path:
         return self.root / "cells" / (cell if isinstance(cell, str) else cell.cell_id)
 
+    def _outcome(self, cell: Cell) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.cell_dir(cell) / OUTCOME_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
     def state(self, cell: Cell) -> str:
-        """``done`` (the run layer wrote its summary), ``partial`` (interrupted: resume it) or ``new``."""
+        """``done`` (finished: the run layer's summary, or a recorded finished outcome such as a
+        collapsed run), ``partial`` (a run started: resume it) or ``new``."""
         cell_dir = self.cell_dir(cell)
-        if (cell_dir / SUMMARY_FILE).is_file():
+        if (cell_dir / SUMMARY_FILE).is_file() or (self._outcome(cell) or {}).get("status") == "done":
             return "done"
-        if cell_dir.is_dir() and any(p.name not in _OWN_FILES for p in cell_dir.iterdir()):
+        if any((cell_dir / name).is_file() for name in _RUN_STARTED):
             return "partial"
         return "new"
 
@@ -107,9 +119,14 @@ class SweepFolder:
         write_json_atomic(cell_dir / CELL_FILE, _cell_record(cell))
         return cell_dir
 
+    def record(self, cell_id: str, status: str, summary: dict[str, Any] | None, error: str | None) -> None:
+        """Keep how a cell's attempt ended next to its run (a finished one is then skipped on reruns)."""
+        write_json_atomic(self.cell_dir(cell_id) / OUTCOME_FILE, {"status": status, "summary": summary, "error": error})
+
     def summary(self, cell: Cell) -> dict[str, Any] | None:
-        path = self.cell_dir(cell) / SUMMARY_FILE
+        """The finished run's summary (the run layer's file first, else the recorded outcome's)."""
         try:
-            return json.loads(path.read_text())
+            return json.loads((self.cell_dir(cell) / SUMMARY_FILE).read_text())
         except (OSError, json.JSONDecodeError):
-            return None
+            outcome = self._outcome(cell)
+            return outcome.get("summary") if outcome and outcome.get("status") == "done" else None

@@ -110,6 +110,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
     try:
         for outcome in executor.run(tasks, cell_fn):
             outcomes[outcome.cell_id] = outcome
+            folder.record(outcome.cell_id, outcome.status, outcome.summary, outcome.error)
             failed += outcome.status == "failed"
             bar.update(1)
             bar.set_postfix_str(f"{failed} failed, last {outcome.cell_id}" if failed else f"last {outcome.cell_id}")
