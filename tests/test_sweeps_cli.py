@@ -8,7 +8,7 @@ import pytest
 
 from catalyst_nb.cli import main
 
-GOOD = '[defaults]\nllm = "none"\nsteps = 2\n[grid]\nshots = [1]\nseed = [1]\n[methods.coop]\nmethod = "coop"\n'
+GOOD = '[defaults]\nllm = "none"\nsteps = 4\nn_ctx = 4\nscoring_shots = 4\n[grid]\nshots = [1]\nseed = [1]\n[methods.coop]\nmethod = "coop"\n'
 
 
 @pytest.fixture
@@ -68,3 +68,15 @@ def test_ray_auto_without_a_cluster_exits_2(tmp_path, capsys, good, monkeypatch)
     code = main(["sweep", str(good), "--executor", "ray", "--address", "auto", "--out", str(tmp_path / "out")])
     assert code == 2 and time.perf_counter() - started < 30
     assert "Could not find any running Ray instance" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_sweep_command_runs_then_skips(tmp_path, capsys, good):
+    out = tmp_path / "out"
+    assert main(["sweep", str(good), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "failed" not in printed.replace("(0 failed)", ""), printed
+    assert "| coop | 1 |" in printed and "1 cells: 1 run (0 failed), 0 already done" in printed
+    assert (out / "cells" / "coop__1shot__seed1" / "summary.json").is_file()
+    assert main(["sweep", str(good), "--out", str(out), "--no-progress"]) == 0
+    assert "1 cells: 0 run (0 failed), 1 already done" in capsys.readouterr().out

@@ -95,3 +95,24 @@ def test_folder_archive_round_trip(tmp_path):
     unpack_folder(pack_folder(src), dst, replace_all=True)
     assert not (dst / "error.txt").exists() and (dst / "sub" / "x.txt").exists()
     assert pack_folder(tmp_path / "missing") is None
+
+
+@pytest.mark.slow
+def test_real_sweep_through_ray_equals_the_local_executor(ray_instance, tmp_path):
+    """The run layer's own ``execute`` (embedded model and data, a few steps): same table both ways."""
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "real"},
+        "defaults": {"steps": 4, "n_ctx": 4, "llm": "none", "scoring_shots": 4},
+        "grid": {"shots": [1], "seed": [1]},
+        "methods": {"zero-shot": {"method": "zero-shot"}, "coop": {"method": "coop"}},
+    })
+    local = run_sweep(config, tmp_path / "local", executor=LocalExecutor(), progress=False)
+    remote = run_sweep(config, tmp_path / "ray", executor=RayExecutor(), progress=False)
+    assert (local.failed, remote.failed) == (0, 0), [r["error"] for r in local.rows + remote.rows]
+    assert remote.table == local.table
+    for row in remote.rows:
+        assert 0.1 < row["test_accuracy"] <= 1  # above chance on the embedded data
+        cell = tmp_path / "ray" / "cells" / row["cell_id"]
+        assert {"config.json", "summary.json", "cell.json", "outcome.json"} <= {p.name for p in cell.iterdir()}
+    coop = next(r for r in remote.rows if r["method"] == "coop")
+    assert coop["test_accuracy"] == next(r for r in local.rows if r["method"] == "coop")["test_accuracy"]

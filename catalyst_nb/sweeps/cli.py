@@ -67,6 +67,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
           f"{minutes:.1f} min")
     for name, path in result.paths.items():
         print(f"{name:8s} {path}")
+    for row in result.rows:
+        if row["status"] == "failed":
+            print(f"failed   {row['cell_id']}: {row['error']}")
     if result.failed:
         print(f"failed cells keep their traceback in {out}/cells/<cell>/error.txt; rerun the command to retry them")
     return 1 if result.failed else 0
