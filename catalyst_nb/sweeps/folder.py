@@ -84,7 +84,7 @@ class SweepFolder:
                     stale = not _same(json.loads(record_path.read_text()), _cell_record(cell))
                 except (OSError, json.JSONDecodeError):
                     stale = True
-                if stale:  # only reachable with force: the hash check refused a changed config otherwise
+                if stale:  # a cell of other settings: its run cannot be resumed or reused, start it over
                     shutil.rmtree(cell_dir)
         write_json_atomic(marker, {
             "name": config.name, "config_hash": digest, "config": config.canonical(),
