@@ -73,7 +73,8 @@ def test_base_to_new_cells_fill_their_own_columns():
     assert zero["harmonic_mean"]["mean"] == pytest.approx(statistics.fmean(hms))
     assert zero["test"]["mean"] == pytest.approx(0.61) and zero["new"]["mean"] == pytest.approx(0.41)
     table = markdown_table(groups, base_to_new=True)
-    assert "HM (%)" in table.splitlines()[0]
+    assert "HM (%)" in table.splitlines()[0] and "Test acc." in table.splitlines()[0]
+    assert "Test acc." not in markdown_table(groups, base_to_new=True, all_classes=False)
     assert f"{100 * statistics.fmean(hms):.2f}" in table
     # b2n collapse is judged on the harmonic mean against zero-shot's
     coop_b2n = [r for r in rows if r["label"] == "coop" and r["base_to_new"]]

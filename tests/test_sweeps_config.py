@@ -99,7 +99,7 @@ def test_loading_files(tmp_path):
         load_sweep_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("name", ["methods.toml", "methods_smoke.toml", "methods_quick.toml", "methods_chat.toml"])
+@pytest.mark.parametrize("name", ["methods.toml", "methods_smoke.toml", "methods_quick.toml", "methods_quick_b2n.toml", "methods_chat.toml"])
 def test_shipped_sweep_files_are_valid(name):
     from pathlib import Path
 

@@ -71,11 +71,12 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
     axes = _axes(cells)
     rows = flag_collapsed(result_rows(cells, outcomes), margin=config.collapse_margin, axes=axes)
     groups = group_rows(rows, axes=axes)
-    table = markdown_table(groups, base_to_new=config.base_to_new, title=config.name)
+    all_classes = any(not cell.settings.get("base_to_new", False) for cell in cells)
+    table = markdown_table(groups, base_to_new=config.base_to_new, all_classes=all_classes, title=config.name)
     paths = {"results": write_text_atomic(folder / RESULTS_FILE, _csv_text(rows)),
              "table": write_text_atomic(folder / TABLE_FILE, table)}
     if figure:
-        panels = [("test accuracy", figure_series(groups, metric="test"))]
+        panels = [("test accuracy", figure_series(groups, metric="test"))] if all_classes else []
         if config.base_to_new:
             panels.append(("base-to-new harmonic mean", figure_series(groups, metric="harmonic_mean")))
         paths["figure"] = write_figure_html(draw_figure(panels, title=config.name), folder / FIGURE_FILE)

@@ -29,15 +29,22 @@ def _flags(group: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def markdown_table(groups: Sequence[Mapping[str, Any]], *, base_to_new: bool = False, title: str | None = None) -> str:
-    """One row per group, in the groups' order (methods as in the sweep file, then the axes)."""
+def markdown_table(groups: Sequence[Mapping[str, Any]], *, base_to_new: bool = False, all_classes: bool = True,
+                   title: str | None = None) -> str:
+    """One row per group, in the groups' order (methods as in the sweep file, then the axes).
+
+    ``all_classes`` / ``base_to_new``: whether the sweep has cells trained on all classes (the test
+    accuracy columns) and base-to-new cells (base, new and harmonic mean columns).
+    """
     keys: list[str] = []
     for group in groups:
         keys += [k for k in group["axes"] if k not in keys]
     # an axis with one value across the table says nothing per row (it belongs in the title); shots always shows
     axes = [k for k in keys if k == "shots" or len({repr(g["axes"].get(k)) for g in groups}) > 1]
     show_llm = any(g["llm"]["calls"] for g in groups)
-    header = ["Method"] + [a.replace("_", " ").capitalize() for a in axes] + ["Test acc. (%)", "Seeds"]
+    header = ["Method"] + [a.replace("_", " ").capitalize() for a in axes]
+    if all_classes:
+        header += ["Test acc. (%)", "Seeds"]
     if base_to_new:
         header += ["Base (%)", "New (%)", "HM (%)", "Seeds (b2n)"]
     if show_llm:
@@ -47,7 +54,8 @@ def markdown_table(groups: Sequence[Mapping[str, Any]], *, base_to_new: bool = F
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for group in groups:
         cells = [group["label"].replace("|", "/")] + [str(group["axes"].get(a)) for a in axes]
-        cells += [format_stat(group["test"]), str(group["test"]["n"])]
+        if all_classes:
+            cells += [format_stat(group["test"]), str(group["test"]["n"])]
         if base_to_new:
             cells += [format_stat(group["base"]), format_stat(group["new"]), format_stat(group["harmonic_mean"]),
                       str(group["harmonic_mean"]["n"])]
