@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,7 +46,6 @@ class CellOutcome:
     summary: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def shared_llm_client(settings: dict[str, Any], url: str) -> Any:

@@ -38,7 +38,7 @@ def _fail(message: str) -> int:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from catalyst_nb.sweeps import (LocalExecutor, RayExecutor, SweepConfigError, SweepFolder, SweepFolderError,
+    from catalyst_nb.sweeps import (LocalExecutor, RayExecutor, SweepConfigError, SweepFolder,
                                     expand, load_sweep_config, run_sweep)
 
     if args.jobs < 1:
