@@ -28,6 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from catalyst_nb.backbone import ClipBackbone
+from catalyst_nb.paths import cache_root
 
 __all__ = ["Augmentation", "FeatureSet", "extract_features", "feature_cache_key", "default_cache_dir"]
 
@@ -137,9 +138,8 @@ class FeatureSet:
 
 
 def default_cache_dir() -> Path:
-    """``$CATALYST_NB_CACHE/features`` or ``~/.cache/catalyst_nb/features``."""
-    root = os.environ.get("CATALYST_NB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "catalyst_nb")
-    return Path(root) / "features"
+    """``features`` under :func:`catalyst_nb.paths.cache_root` (the same rule as every other cache)."""
+    return cache_root() / "features"
 
 
 def feature_cache_key(

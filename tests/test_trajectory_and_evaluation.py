@@ -23,15 +23,22 @@ def test_save_and_load_round_trip(tmp_path):
         _record(0, context_text="a photo of", template="a photo of {}.", token_ids=(1, 2, 3), distance=0.5),
         _record(1, loss=float("nan")),
         _record(2, stage=1, template="a photo of {}."),
-    ], snapshots={0: torch.ones(3, 4)})
+    ])
     path = traj.save(tmp_path / "run" / "traj.jsonl")
     back = Trajectory.load(path)
     assert len(back) == 3
     assert back[0] == traj[0]
     assert math.isnan(back[1].loss)
-    assert torch.equal(back.snapshots[0], torch.ones(3, 4))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["traj.jsonl"]  # no temporary or side files
     assert back.distinct_templates() == ["a photo of {}."]
     assert back.column("stage") == [0, 0, 1]
+
+
+def test_trajectory_has_no_snapshot_store():
+    """Snapshots were announced but never filled; the attribute and the constructor argument are gone."""
+    assert not hasattr(Trajectory(), "snapshots")
+    with pytest.raises(TypeError):
+        Trajectory([], snapshots={0: torch.ones(1)})
 
 
 def test_trajectory_is_append_only_in_step_order():
