@@ -42,6 +42,7 @@ __all__ = [
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
     "list_package_models",
+    "context_length_of",
     "load_clip",
     "real_prompt_length",
 ]
@@ -90,10 +91,11 @@ class ClipBackbone:
     device: torch.device
     text_kind: str
 
-    @property
+    @cached_property
     def embed_dim(self) -> int:
-        """Width of the joint image-text space."""
-        return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
+        """Width of the joint image-text space (found once, by encoding one token, then kept)."""
+        with torch.no_grad():
+            return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
 
     @property
     def token_embedding(self) -> nn.Embedding:
@@ -185,6 +187,31 @@ def _resolve_package_path(value: str) -> str:
             f"pip install {module.replace('_', '-')}"
         ) from exc
     return str(root.joinpath(sub)) if sub else str(root)
+
+
+def context_length_of(name: str) -> int | None:
+    """The text tower's context length for a model name, read from its config without loading weights;
+    ``None`` when the name is unknown (loading it will then say why)."""
+    if name in list_package_models():
+        return int(_package_config(name)["text_cfg"].get("context_length", 77))
+    import open_clip
+
+    cfg = open_clip.get_model_config(name)
+    if not cfg:
+        return None
+    return int(cfg.get("text_cfg", {}).get("context_length", 77))
+
+
+_REGISTERED_CONFIG_DIRS: set[str] = set()
+
+
+def _register_package_configs(open_clip: Any) -> None:
+    """Tell open_clip about the package's model configs once per process (each call appends to its
+    global search list and rescans it)."""
+    folder = str(_package_file("configs"))
+    if folder not in _REGISTERED_CONFIG_DIRS:
+        open_clip.add_model_config(folder)
+        _REGISTERED_CONFIG_DIRS.add(folder)
 
 
 def _package_config(name: str) -> dict[str, Any]:
@@ -328,7 +355,7 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
                 "existing checkpoint file"
             )
         weights_path = Path(pretrained)
-    open_clip.add_model_config(_package_file("configs"))
+    _register_package_configs(open_clip)
     model, _, preprocess = open_clip.create_model_and_transforms(
         name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg
     )
