@@ -142,12 +142,24 @@ class ClipBackbone:
 
         A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
         Returns a ``[len(classnames), embed_dim]`` tensor.
+
+        Raises:
+            ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
+                would cut it silently (losing the end marker the tower pools at), which scores near chance.
         """
         if not templates:
             raise ValueError("encode_templates needs at least one template")
         per_template = []
+        limit = self.tokenizer.context_length
         for template in templates:
             texts = [fill_template(template, name) for name in classnames]
+            for name, text in zip(classnames, texts):
+                needed = len(self.tokenizer.encode(text)) + 2  # with the start and end markers
+                if needed > limit:
+                    raise ValueError(
+                        f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
+                        f"text tower's context length {limit}; shorten the template or the class name"
+                    )
             with _autocast(self.device):
                 feats = self.encode_text_tokens(self.tokenizer(texts))
             per_template.append(F.normalize(feats.float(), dim=-1))

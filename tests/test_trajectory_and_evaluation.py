@@ -82,3 +82,18 @@ def test_harmonic_mean_and_seed_summary():
     s = summarize_seeds([0.7, 0.8, 0.9])
     assert s.mean == pytest.approx(0.8) and s.std == pytest.approx(0.1)
     assert summarize_seeds([0.5]).std == 0.0
+
+
+def test_evaluate_templates_refuses_prompts_longer_than_the_context(tiny_clip):
+    from catalyst_nb.evaluation import evaluate_templates
+
+    labels = torch.tensor([0, 1])
+    feats = FeatureSet(F.normalize(torch.randn(2, 64, generator=torch.Generator().manual_seed(0)), dim=-1), labels,
+                       None, ("dog", "cat"), "k", "two")
+    assert 0 <= evaluate_templates(tiny_clip, "a photo of a {}.", feats).accuracy <= 1
+    long_template = " ".join(["word"] * 500) + " {}."
+    with pytest.raises(ValueError, match=r"with class 'dog' needs \d+ tokens, more than .* context length"):
+        evaluate_templates(tiny_clip, long_template, feats)
+    long_names = FeatureSet(feats.features, labels, None, ("dog " * 80, "cat"), "k", "two")
+    with pytest.raises(ValueError, match="context length"):
+        evaluate_templates(tiny_clip, "a photo of a {}.", long_names)
