@@ -42,6 +42,7 @@ __all__ = [
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
     "list_package_models",
+    "context_length_of",
     "load_clip",
     "real_prompt_length",
 ]
@@ -90,10 +91,11 @@ class ClipBackbone:
     device: torch.device
     text_kind: str
 
-    @property
+    @cached_property
     def embed_dim(self) -> int:
-        """Width of the joint image-text space."""
-        return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
+        """Width of the joint image-text space (found once, by encoding one token, then kept)."""
+        with torch.no_grad():
+            return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
 
     @property
     def token_embedding(self) -> nn.Embedding:
@@ -140,12 +142,24 @@ class ClipBackbone:
 
         A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
         Returns a ``[len(classnames), embed_dim]`` tensor.
+
+        Raises:
+            ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
+                would cut it silently (losing the end marker the tower pools at), which scores near chance.
         """
         if not templates:
             raise ValueError("encode_templates needs at least one template")
         per_template = []
+        limit = self.tokenizer.context_length
         for template in templates:
             texts = [fill_template(template, name) for name in classnames]
+            for name, text in zip(classnames, texts):
+                needed = len(self.tokenizer.encode(text)) + 2  # with the start and end markers
+                if needed > limit:
+                    raise ValueError(
+                        f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
+                        f"text tower's context length {limit}; shorten the template or the class name"
+                    )
             with _autocast(self.device):
                 feats = self.encode_text_tokens(self.tokenizer(texts))
             per_template.append(F.normalize(feats.float(), dim=-1))
@@ -185,6 +199,31 @@ def _resolve_package_path(value: str) -> str:
             f"pip install {module.replace('_', '-')}"
         ) from exc
     return str(root.joinpath(sub)) if sub else str(root)
+
+
+def context_length_of(name: str) -> int | None:
+    """The text tower's context length for a model name, read from its config without loading weights;
+    ``None`` when the name is unknown (loading it will then say why)."""
+    if name in list_package_models():
+        return int(_package_config(name)["text_cfg"].get("context_length", 77))
+    import open_clip
+
+    cfg = open_clip.get_model_config(name)
+    if not cfg:
+        return None
+    return int(cfg.get("text_cfg", {}).get("context_length", 77))
+
+
+_REGISTERED_CONFIG_DIRS: set[str] = set()
+
+
+def _register_package_configs(open_clip: Any) -> None:
+    """Tell open_clip about the package's model configs once per process (each call appends to its
+    global search list and rescans it)."""
+    folder = str(_package_file("configs"))
+    if folder not in _REGISTERED_CONFIG_DIRS:
+        open_clip.add_model_config(folder)
+        _REGISTERED_CONFIG_DIRS.add(folder)
 
 
 def _package_config(name: str) -> dict[str, Any]:
@@ -371,7 +410,7 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
                 "existing checkpoint file"
             )
         weights_path = Path(pretrained)
-    open_clip.add_model_config(_package_file("configs"))
+    _register_package_configs(open_clip)
     with _quiet_package_load(name):
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg

@@ -14,6 +14,7 @@ explicit argument rather than a global config.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -25,12 +26,17 @@ import torch.nn.functional as F
 from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings
 from catalyst_nb.projection import NearestTokens, nearest_tokens
 
-__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS"]
+__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning"]
 
 log = logging.getLogger(__name__)
 
 CLASS_POSITIONS = ("end", "middle", "front")
 _PLACEHOLDER = "X"  # CoOp writes the soft slots as "X X X X" in its text; we use the same token
+
+
+class TokenizationWarning(UserWarning):
+    """Text given to a prompt learner lost something in tokenization: words the vocabulary cannot read,
+    or context tokens cut to fit ``n_ctx``."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class LoadReport:
         dropped: tokens cut because the template had more than ``n_ctx`` (those farthest from the class).
         ignored_text: template text that has no slot in this layout (e.g. words after ``{}`` when the
             class name sits at the end, where the learner's own ``"."`` follows the class).
+        unknown: words of the template the vocabulary cannot read (they became the unknown token).
     """
 
     template: str
@@ -80,6 +87,7 @@ class LoadReport:
     n_padded: int
     dropped: tuple[str, ...]
     ignored_text: str
+    unknown: tuple[str, ...] = ()
 
 
 def _split_template(template: str) -> tuple[str, str]:
@@ -121,6 +129,11 @@ class PromptLearner(nn.Module):
         classnames = [str(c).strip() for c in classnames]
         if not classnames or any(not c for c in classnames):
             raise ValueError(f"classnames must be non-empty strings, got {classnames!r}")
+        if len(classnames) < 2:
+            raise ValueError(
+                f"classnames={classnames!r}: a classifier needs at least two classes (with one, every "
+                "prediction is right and nothing is learned)"
+            )
         if class_token_position not in CLASS_POSITIONS:
             raise ValueError(f"class_token_position={class_token_position!r}; expected one of {CLASS_POSITIONS}")
         tok = clip.tokenizer
@@ -141,7 +154,14 @@ class PromptLearner(nn.Module):
             raise ValueError(f"filler {filler!r} must be a single token, got {len(filler_ids)}")
         self._filler_id = filler_ids[0]
 
+        unreadable = {name: words for name in self.classnames if (words := tok.unknown_words(name))}
+        if unreadable:
+            warnings.warn(
+                f"class names with words the {clip.name} vocabulary cannot read (they become its unknown "
+                f"token): {unreadable}", TokenizationWarning, stacklevel=2,
+            )
         token_ids, positions = self._layout()
+        self._check_distinct_prompts(token_ids)
         self.register_buffer("token_ids", token_ids, persistent=False)
         self.register_buffer("ctx_positions", positions, persistent=False)
         table = clip.token_embedding.weight.detach()
@@ -154,6 +174,11 @@ class PromptLearner(nn.Module):
         if ctx_init:
             report = self.load_text(ctx_init)
             log.info("context initialised from %r: %s", ctx_init, report)
+            if report.dropped:
+                warnings.warn(
+                    f"ctx_init {ctx_init!r} has more tokens than n_ctx={self.n_ctx}; dropped {list(report.dropped)} "
+                    "(those farthest from the class name)", TokenizationWarning, stacklevel=2,
+                )
 
     # ----------------------------------------------------------------------------------- layout
 
@@ -183,6 +208,24 @@ class PromptLearner(nn.Module):
         length = max(len(r) for r in rows) + 2  # encode only up to the longest real prompt
         token_ids = torch.stack([tok.wrap(r, length) for r in rows])
         return token_ids, torch.tensor(positions, dtype=torch.long)
+
+    def _check_distinct_prompts(self, token_ids: torch.Tensor) -> None:
+        """Two classes with the same token sequence can never be told apart: refuse them."""
+        first: dict[tuple[int, ...], str] = {}
+        clashes: list[tuple[str, str]] = []
+        for name, row in zip(self.classnames, token_ids.tolist()):
+            key = tuple(row)
+            if key in first:
+                clashes.append((first[key], name))
+            else:
+                first[key] = name
+        if clashes:
+            shown = ", ".join(f"{a!r} and {b!r} (tokens {self.clip.tokenizer.token_strings(self.clip.tokenizer.encode(b))})"
+                              for a, b in clashes[:5])
+            raise ValueError(
+                f"classes with identical prompts cannot be told apart: {shown}; rename them with words the "
+                f"{self.clip.name} vocabulary can read"
+            )
 
     # ----------------------------------------------------------------------------------- forward
 
@@ -241,7 +284,14 @@ class PromptLearner(nn.Module):
         return " ".join(p for p in (text(ids[:half]), "{}", text(ids[half:])) if p) + "."
 
     def to_text(self, *, metric: str = "l2", k: int = 1) -> ContextText:
-        """Project the context onto its nearest vocabulary tokens (L2 by default, cosine optional)."""
+        """Project the context onto its nearest vocabulary tokens (L2 by default, cosine optional).
+
+        The search skips the tokenizer's special and unused entries (``excluded_ids``: start/end/padding
+        on CLIP's BPE table, and ``[CLS]``/``[SEP]``/``[PAD]``/``[UNK]``/``[MASK]`` and the 994
+        ``[unusedN]`` slots, 999 rows, on MiniLM's WordPiece table), since they decode to no text.  CoOp
+        searches the whole table, so on the same context it may name a special token where we name the
+        nearest word.
+        """
         tok = self.clip.tokenizer
         table = self.clip.token_embedding.weight
         texts, templates, ids, dists, topk = [], [], [], [], []
@@ -270,6 +320,11 @@ class PromptLearner(nn.Module):
         See :meth:`fit_text` for how the template is fitted to ``n_ctx`` slots; this method applies it.
         """
         slot_ids, report = self.fit_text(template)
+        if report.unknown:
+            warnings.warn(
+                f"template {template!r} has words the {self.clip.name} vocabulary cannot read (they become its "
+                f"unknown token): {list(report.unknown)}", TokenizationWarning, stacklevel=2,
+            )
         self.ctx.copy_(self.context_from_ids(slot_ids))
         return report
 
@@ -344,6 +399,7 @@ class PromptLearner(nn.Module):
             n_padded=n_pad,
             dropped=tuple(tok.token_strings(dropped)),
             ignored_text=ignored,
+            unknown=tuple(tok.unknown_words(template.replace("{}", " "))),
         )
 
     def extra_repr(self) -> str:

@@ -117,12 +117,18 @@ def test_second_launcher_stops_cleanly_after_an_exception(server):
     assert server.is_running
 
 
-def test_server_command_serves_until_ctrl_c(server):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_server_command_serves_until_ctrl_c_or_sigterm(server, signum):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalyst_nb.llm.server", "--n-ctx", "512"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    # started as from a shell's background job (SIGINT ignored, inherited): the command must not depend on it
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catalyst_nb.llm.server", "--n-ctx", "512"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         info = {}
         for _ in range(3):
@@ -133,7 +139,7 @@ def test_server_command_serves_until_ctrl_c(server):
 
         client = OpenAICompletionClient(info["model"], base_url=info["base_url"], api_key="EMPTY", max_retries=0)
         assert client.complete(LLMRequest(model=client.model, prompt="Hi", max_tokens=2, seed=0)).completion_tokens
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "stopped" in out
