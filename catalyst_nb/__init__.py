@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ContextText", "LoadReport", "PromptLearner"], "catalyst_nb.prompt_learner"),
     **dict.fromkeys(["StepRecord", "Trajectory"], "catalyst_nb.trajectory"),
     **dict.fromkeys(["PLACEHOLDER", "fill_template"], "catalyst_nb.templates"),
+    **dict.fromkeys(["smoke_budget", "smoke_mode"], "catalyst_nb.smoke"),
     **dict.fromkeys(
         ["Budget", "BudgetExceeded", "LLMError", "LocalLLMServer", "MeteredClient", "OpenAIChatClient",
          "OpenAICompletionClient", "RecordingClient", "ReplayMiss", "ReplayingClient", "ScoredTemplate",
