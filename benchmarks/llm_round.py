@@ -33,7 +33,7 @@ from catalyst_nb.llm import (
     OpenAICompletionClient,
     ScoredTemplate,
 )
-from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 
 
 def main() -> None:
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"gradient stage: {args.steps} steps, soft-prompt test accuracy {100 * opt.evaluate(test_f).accuracy:.2f}%")
     print("candidates (hard prompts, val loss / val acc / test acc):")
     for h in history:
-        print(f"  {h.loss:.3f}  {100 * h.accuracy:5.1f}%  {100 * evaluate_templates(clip, h.text, test_f).accuracy:5.1f}%  {h.text!r}")
+        print(f"  {h.loss:.3f}  {100 * h.accuracy:5.1f}%  {100 * evaluate_templates(clip, h.template, test_f).accuracy:5.1f}%  {h.template!r}")
 
     server = None
     if args.base_url is None:
@@ -90,8 +90,8 @@ def main() -> None:
     print(f"LLM ({client.model}): {len(llm.rounds)} calls in {elapsed:.1f} s, {len(llm.proposals)} proposals")
     print("proposals (val loss / val acc / test acc):")
     for p in llm.proposals:
-        test_acc = evaluate_templates(clip, p.text, test_f).accuracy
-        print(f"  {p.loss:.3f}  {100 * p.accuracy:5.1f}%  {100 * test_acc:5.1f}%  {p.text!r}")
+        test_acc = evaluate_templates(clip, p.template, test_f).accuracy
+        print(f"  {p.loss:.3f}  {100 * p.accuracy:5.1f}%  {100 * test_acc:5.1f}%  {p.template!r}")
 
 
 if __name__ == "__main__":

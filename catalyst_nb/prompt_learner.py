@@ -199,6 +199,29 @@ class PromptLearner(nn.Module):
         """Normalized text features of every class prompt, ``[n_classes, embed_dim]`` (differentiable)."""
         return F.normalize(encode_text_from_embeddings(self.clip, self(), self.token_ids).float(), dim=-1)
 
+    @torch.no_grad()
+    def text_features_for(self, contexts: torch.Tensor, *, chunk: int = 8) -> torch.Tensor:
+        """Text features for several candidate contexts at once, ``[n_contexts, n_classes, embed_dim]``.
+
+        ``contexts`` is ``[n_contexts, *ctx.shape]``.  The prompts of ``chunk`` contexts x all classes are
+        encoded in one pass, so scoring K templates as they would be loaded costs about K/chunk text-tower
+        calls instead of K.  Nothing here touches ``ctx``.
+        """
+        if contexts.shape[1:] != self.ctx.shape:
+            raise ValueError(f"contexts of shape {tuple(contexts.shape)} do not match ctx {tuple(self.ctx.shape)}")
+        n_cls = len(self.classnames)
+        rows = torch.arange(n_cls, device=self.ctx.device).unsqueeze(1).expand_as(self.ctx_positions)
+        out = []
+        for start in range(0, len(contexts), max(int(chunk), 1)):
+            part = contexts[start : start + chunk].to(self.ctx.device, self.base_embeddings.dtype)
+            emb = self.base_embeddings.unsqueeze(0).repeat(len(part), 1, 1, 1)
+            per_class = part if self.class_specific else part.unsqueeze(1).expand(-1, n_cls, -1, -1)
+            emb[:, rows, self.ctx_positions] = per_class
+            ids = self.token_ids.repeat(len(part), 1)
+            feats = encode_text_from_embeddings(self.clip, emb.flatten(0, 1), ids).float()
+            out.append(F.normalize(feats, dim=-1).view(len(part), n_cls, -1))
+        return torch.cat(out)
+
     # ----------------------------------------------------------------------------------- text <-> context
 
     def _context_rows(self) -> torch.Tensor:
@@ -244,6 +267,25 @@ class PromptLearner(nn.Module):
     def load_text(self, template: str) -> LoadReport:
         """Write a text template into the context slots (for every class when class-specific).
 
+        See :meth:`fit_text` for how the template is fitted to ``n_ctx`` slots; this method applies it.
+        """
+        slot_ids, report = self.fit_text(template)
+        self.ctx.copy_(self.context_from_ids(slot_ids))
+        return report
+
+    def context_from_ids(self, slot_ids: Sequence[int]) -> torch.Tensor:
+        """The context tensor (shaped like ``ctx``) holding the embeddings of ``slot_ids``."""
+        table = self.clip.token_embedding.weight.detach()
+        vectors = table[torch.tensor(list(slot_ids), device=table.device)].to(self.ctx.dtype).to(self.ctx.device)
+        return vectors.unsqueeze(0).expand_as(self.ctx).clone() if self.class_specific else vectors
+
+    def loaded_template(self, slot_ids: Sequence[int]) -> str:
+        """The template a context of exactly these tokens reads as (fillers shown as the filler token)."""
+        return self._template_for(list(slot_ids))
+
+    def fit_text(self, template: str) -> tuple[list[int], LoadReport]:
+        """The slot token ids a template would give, and what fitting it did; changes nothing.
+
         ``template`` holds ``{}`` where the class name goes (without it, the class follows the text).
         Rule for fitting ``n_ctx`` slots: the words on the context side of ``{}`` are tokenized; a shorter
         template is padded with the filler token (CoOp's ``X``) on the side *away* from the class name, a
@@ -274,13 +316,7 @@ class PromptLearner(nn.Module):
             left, pad_l, drop_l = self._fit(tok.encode(before), keep_end=True, slots=half)
             right, pad_r, drop_r = self._fit(tok.encode(after), keep_end=False, slots=self.n_ctx - half)
             slot_ids, n_pad, dropped, ignored = left + right, pad_l + pad_r, drop_l + drop_r, ""
-        table = self.clip.token_embedding.weight
-        vectors = table[torch.tensor(slot_ids, device=table.device)].to(self.ctx.dtype)
-        if self.class_specific:
-            self.ctx.copy_(vectors.unsqueeze(0).expand_as(self.ctx))
-        else:
-            self.ctx.copy_(vectors)
-        return LoadReport(
+        return slot_ids, LoadReport(
             template=template,
             tokens=tuple(tok.token_strings(slot_ids)),
             n_padded=n_pad,

@@ -7,7 +7,7 @@ prompt learner writes its projection as one, and the LLM layer reads and propose
 
 from __future__ import annotations
 
-__all__ = ["PLACEHOLDER", "fill_template", "normalize_template"]
+__all__ = ["PLACEHOLDER", "TemplateError", "check_template", "fill_template", "normalize_template", "placeholder_problem"]
 
 PLACEHOLDER = "{}"
 
@@ -29,4 +29,34 @@ def normalize_template(template: str) -> str:
     text = text.rstrip(" .")
     if PLACEHOLDER not in text:
         text = f"{text} {PLACEHOLDER}".strip()
+    return text
+
+
+class TemplateError(ValueError):
+    """A text is not a usable template (empty, two class slots, stray braces)."""
+
+
+def placeholder_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a template because of its braces, or ``None`` when it can.
+
+    One rule for every layer (the LLM reply parser, a person's suggestion, an edited restart): at most
+    one ``{}`` and no other brace, since the class name is substituted at exactly one place.
+    """
+    count = text.count(PLACEHOLDER)
+    if count > 1:
+        return f"{count} placeholders"
+    stray = text.replace(PLACEHOLDER, "")
+    if "{" in stray or "}" in stray:
+        return "stray brace"
+    return None
+
+
+def check_template(text: object) -> str:
+    """``text`` with its whitespace collapsed, or :class:`TemplateError` naming what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise TemplateError(f"a template must be a non-empty str, got {text!r}")
+    text = " ".join(text.split())
+    problem = placeholder_problem(text)
+    if problem is not None:
+        raise TemplateError(f"a template may contain {PLACEHOLDER} at most once and no other brace ({problem}): {text!r}")
     return text

@@ -29,7 +29,7 @@ class StepRecord:
         accuracy: minibatch accuracy before the update.
         grad_norm: L2 norm of the context gradient.
         lr: learning rate used for this update.
-        text: the context projected to its nearest tokens after the update (``None`` if not projected).
+        context_text: the context's own words: its nearest tokens after the update (``None`` if not projected).
         template: that projection as a hard prompt with ``{}`` for the class name.
         token_ids: the projected token ids (first context row for class-specific context).
         distance: mean L2 distance of the context slots to their nearest tokens: how far from words.
@@ -42,7 +42,7 @@ class StepRecord:
     accuracy: float
     grad_norm: float
     lr: float
-    text: str | None = None
+    context_text: str | None = None
     template: str | None = None
     token_ids: tuple[int, ...] | None = None
     distance: float | None = None
@@ -57,11 +57,13 @@ class StepRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepRecord":
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | {"text"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown StepRecord fields {sorted(unknown)}")
         data = dict(data)
+        if "text" in data and "context_text" not in data:  # files written before the rename
+            data["context_text"] = data.pop("text")
         if data.get("token_ids") is not None:
             data["token_ids"] = tuple(int(i) for i in data["token_ids"])
         return cls(**data)

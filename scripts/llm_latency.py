@@ -24,7 +24,7 @@ from catalyst_nb.llm import (
     example_fashion_mnist_history,
 )
 from catalyst_nb.llm.meta_prompt import MetaPromptConfig, build_request
-from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 
 
 def measure(client, *, calls: int, seed: int, temperature: float, max_tokens: int) -> dict:
@@ -64,7 +64,7 @@ def examples(client, *, seed: int, temperature: float, max_tokens: int, want: in
         opt.ask(history)
         if len(opt.proposals) >= want:
             break
-    return [{"id": p.id, "text": p.text, "round": p.round} for p in opt.proposals[:want]] + [
+    return [{"id": p.id, "text": p.template, "round": p.round} for p in opt.proposals[:want]] + [
         {"rounds": len(opt.rounds), "empty_rounds": sum(r.empty for r in opt.rounds)}
     ]
 

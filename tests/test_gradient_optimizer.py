@@ -43,7 +43,7 @@ def test_step_returns_and_appends_a_complete_record(tiny_native, train_features)
     assert record.lr == pytest.approx(1e-5)
     assert not torch.equal(opt.learner.ctx, ctx_before)
     projected = opt.learner.to_text()
-    assert record.text == projected.text and record.template == projected.template
+    assert record.context_text == projected.text and record.template == projected.template
     assert record.token_ids == projected.token_ids[0]
     assert record.distance == pytest.approx(sum(projected.distances[0]) / 4)
 
@@ -51,7 +51,7 @@ def test_step_returns_and_appends_a_complete_record(tiny_native, train_features)
 def test_projection_can_be_thinned(tiny_native, train_features):
     opt = _optimizer(tiny_native, train_features, project_every=3)
     records = opt.run(4, progress=False)
-    assert [r.text is not None for r in records] == [True, False, False, True]
+    assert [r.context_text is not None for r in records] == [True, False, False, True]
 
 
 def test_learning_rate_schedule():
@@ -134,3 +134,21 @@ def test_bad_configuration_is_rejected(tiny_native, train_features):
     learner = PromptLearner(tiny_native, ["a", "b"], n_ctx=2)
     with pytest.raises(ValueError, match="differ"):
         GradientPromptOptimizer(learner, train_features)
+
+
+def test_schedule_position_is_kept_apart_from_the_step_and_can_be_rewarmed(tiny_native, train_features):
+    opt = _optimizer(tiny_native, train_features, total_steps=20, warmup_steps=2, lr=0.1)
+    opt.run(10, progress=False)
+    assert (opt.step_count, opt.schedule_step) == (10, 10)
+    decayed = opt.lr
+    opt.rewarm()
+    assert (opt.step_count, opt.schedule_step) == (10, 0)
+    assert opt.lr == pytest.approx(opt.config.warmup_lr)  # warm-up again
+    opt.run(2, progress=False)
+    fresh = coop_learning_rate(2, lr=0.1, total_steps=10, warmup_steps=2, warmup_lr=opt.config.warmup_lr)
+    assert opt.lr == pytest.approx(fresh) and opt.lr > decayed  # cosine restarts over the 10 steps left
+    records = opt.run(8, progress=False)
+    assert [r.step for r in records] == list(range(12, 20))  # the global step keeps rising
+    assert records[-1].lr < 0.01
+    state = opt.state_dict()
+    assert (state["schedule_step"], state["schedule_total"]) == (10, 10)

@@ -31,7 +31,7 @@ HISTORY = [
 
 def test_history_is_listed_worst_first_and_capped_to_the_best():
     shown = ordered_history(HISTORY + [ScoredTemplate("a photo of a {}.", 2.0, 0.1)], max_history=2)
-    assert [t.text for t in shown] == ["a photo of a {}.", "a black and white photo of the {}."]
+    assert [t.template for t in shown] == ["a photo of a {}.", "a black and white photo of the {}."]
     assert [t.loss for t in shown] == [1.12, 0.94]
 
 
@@ -40,13 +40,13 @@ def test_chat_meta_prompt_has_the_paper_structure():
     assert system.role == "system" and user.role == "user"
     text = user.content
     assert "Fashion-MNIST" in text and "grayscale photos of single clothing items" in text
-    pos = [text.index(t.text) for t in sorted(HISTORY, key=lambda t: -t.loss)]
+    pos = [text.index(t.template) for t in sorted(HISTORY, key=lambda t: -t.loss)]
     assert pos == sorted(pos), "worst first"
     assert "loss: 1.450" in text and "accuracy: 49.0%" in text
     assert "Write 4 new templates" in text and "at most 7 words" in text
     assert "lower loss is better" in text.lower()
     assert "Shirt" not in text  # class names only on request
-    _, user2 = chat_messages(HISTORY, TASK, MetaPromptConfig(show_class_names=True))
+    _, user2 = chat_messages(HISTORY, TASK, MetaPromptConfig(show_classnames=True))
     assert "Shirt, Sneaker" in user2.content
 
 

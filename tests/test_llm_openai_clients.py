@@ -171,7 +171,7 @@ def test_sdk_retries_are_used_for_server_errors():
 
 def test_key_never_in_repr_logs_cassettes_ledgers_states_or_errors(caplog, tmp_path):
     from catalyst_nb.llm import FASHION_MNIST_TASK, MeteredClient, RecordingClient, ScoredTemplate
-    from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+    from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 
     caplog.set_level(logging.DEBUG)
     with FakeOpenAIServer(

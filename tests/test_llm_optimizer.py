@@ -23,7 +23,8 @@ from catalyst_nb.llm import (
     ScriptedClient,
     TaskDescription,
 )
-from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer, Proposal
+from catalyst_nb.candidates import Candidate
+from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 from llm_fixtures.fake_openai import FakeOpenAIServer, Reply, chat_body
 
 SECRET = "sk-test-SECRET-optimizer-7"
@@ -44,11 +45,11 @@ def make(replies, kind="chat", **kw) -> tuple[LLMPromptOptimizer, ScriptedClient
 def test_ask_returns_parsed_pending_proposals_and_records_the_round():
     opt, client = make([REPLY])
     new = opt.ask(HISTORY)
-    assert [p.text for p in new] == ["a studio photo of a {}.", "a close-up of a {}", "a {} on black"]
-    assert [p.id for p in new] == ["r1-1", "r1-2", "r1-3"]
-    assert all(p.status == "pending" and p.source == "llm" and p.round == 1 and p.raw_reply == REPLY for p in new)
+    assert [p.template for p in new] == ["a studio photo of a {}.", "a close-up of a {}", "a {} on black"]
+    assert [p.id for p in new] == ["r0-0", "r0-1", "r0-2"]
+    assert all(p.status == "pending" and p.source == "llm" and p.round == 0 and p.raw_reply == REPLY for p in new)
     (rnd,) = opt.rounds
-    assert rnd.replies == (REPLY,) and rnd.proposal_ids == ("r1-1", "r1-2", "r1-3")
+    assert rnd.replies == (REPLY,) and rnd.proposal_ids == ("r0-0", "r0-1", "r0-2")
     assert sorted(r.code for r in rnd.rejected) == ["prose", "tried"]
     assert any("Sneaker" in n for n in rnd.notes)
     assert rnd.history_size == 2 and not rnd.empty
@@ -65,7 +66,7 @@ def test_completion_client_gets_the_completion_prompt_and_seed_offsets():
     opt.ask(HISTORY)
     assert [r.seed for r in client.requests] == [10, 11]
     assert client.requests[0].prompt.endswith("1.")
-    assert [p.text for p in opt.proposals] == ["a {} in a shop", "a {} on a model", "a folded {}"]
+    assert [p.template for p in opt.proposals] == ["a {} in a shop", "a {} on a model", "a folded {}"]
 
 
 def test_surplus_is_capped_to_n_proposals_unless_kept():
@@ -81,7 +82,7 @@ def test_proposals_identical_to_earlier_proposals_are_dropped():
     opt, _ = make(["a {} on black", "A {} on black.\na {} in colour"])
     opt.ask(HISTORY)
     second = opt.ask(HISTORY)
-    assert [p.text for p in second] == ["a {} in colour"]
+    assert [p.template for p in second] == ["a {} in colour"]
     assert [r.code for r in opt.rounds[1].rejected] == ["tried"]
 
 
@@ -112,12 +113,12 @@ def test_zero_valid_proposals_is_a_recorded_empty_round(reply):
 def test_failed_call_leaves_state_unchanged(error):
     opt, _ = make([REPLY, error, "a {} after"])
     opt.ask(HISTORY)
-    opt.approve("r1-1")
+    opt.approve("r0-0")
     before = copy.deepcopy(opt.state_dict())
     with pytest.raises(type(error)):
         opt.ask(HISTORY)
     assert opt.state_dict() == before
-    assert [p.id for p in opt.ask(HISTORY)] == ["r2-1"]  # next round numbering is unaffected
+    assert [p.id for p in opt.ask(HISTORY)] == ["r1-0"]  # next round numbering is unaffected
 
 
 def test_budget_stop_leaves_state_unchanged():
@@ -142,7 +143,7 @@ def test_real_sdk_faults_leave_state_unchanged():
     with FakeOpenAIServer(*replies) as srv:
         client = OpenAIChatClient("fake-model", base_url=srv.base_url, api_key=SECRET, max_retries=0)
         opt = LLMPromptOptimizer(client, task=TASK)
-        assert [p.text for p in opt.ask(HISTORY)] == ["a {} on a hanger"]
+        assert [p.template for p in opt.ask(HISTORY)] == ["a {} on a hanger"]
         before = copy.deepcopy(opt.state_dict())
         for error in (LLMAuthError, LLMRateLimitError, LLMServerError, LLMResponseError):
             with pytest.raises(error):
@@ -163,16 +164,16 @@ def test_people_suggest_revise_approve_reject():
         opt.suggest("A {} photographed from above.")
     with pytest.raises(ValueError, match="at most once"):
         opt.suggest("a {} and a {}")
-    revised = opt.revise("r1-1", "a studio photo of the {}")
-    assert revised.text == "a studio photo of the {}" and revised.original_text == "a studio photo of a {}."
+    revised = opt.revise("r0-0", "a studio photo of the {}")
+    assert revised.template == "a studio photo of the {}" and revised.original == "a studio photo of a {}."
     assert revised.edits == ("a studio photo of a {}.",) and revised.revised
-    opt.revise("r1-1", "a studio shot of the {}")
-    assert opt.get("r1-1").edits == ("a studio photo of a {}.", "a studio photo of the {}")
-    assert opt.approve("r1-1").status == "approved"
-    assert opt.reject("r1-2", reason="too generic").status == "rejected"
-    assert opt.get("r1-2").note == "too generic"
-    assert {p.id for p in opt.pending} == {"r1-3", "h1"}
-    assert opt.approve("r1-2").status == "approved"  # a person may change their mind
+    opt.revise("r0-0", "a studio shot of the {}")
+    assert opt.get("r0-0").edits == ("a studio photo of a {}.", "a studio photo of the {}")
+    assert opt.approve("r0-0").status == "approved"
+    assert opt.reject("r0-1", reason="too generic").status == "rejected"
+    assert opt.get("r0-1").note == "too generic"
+    assert {p.id for p in opt.pending} == {"r0-2", "h1"}
+    assert opt.approve("r0-1").status == "approved"  # a person may change their mind
     with pytest.raises(KeyError, match="'nope'"):
         opt.approve("nope")
 
@@ -180,17 +181,17 @@ def test_people_suggest_revise_approve_reject():
 def test_tell_and_score_record_scores_all_or_nothing():
     opt, _ = make([REPLY])
     opt.ask(HISTORY)
-    opt.reject("r1-3")
+    opt.reject("r0-2")
     with pytest.raises(ValueError, match="rejected"):
-        opt.tell({"r1-1": (0.9, 0.7), "r1-3": (0.8, 0.7)})
+        opt.tell({"r0-0": (0.9, 0.7), "r0-2": (0.8, 0.7)})
     assert opt.scored == ()  # nothing recorded from the failed tell
     with pytest.raises(ValueError, match="accuracy"):
-        opt.tell({"r1-1": (0.9, 70.0)})
-    opt.tell({"r1-1": (0.9, 0.7)})
+        opt.tell({"r0-0": (0.9, 70.0)})
+    opt.tell({"r0-0": (0.9, 0.7)})
     with pytest.raises(ValueError, match="already scored"):
-        opt.tell({"r1-1": (0.5, 0.7)})
+        opt.tell({"r0-0": (0.5, 0.7)})
     with pytest.raises(ValueError, match="status 'scored'"):
-        opt.revise("r1-1", "x {}")
+        opt.revise("r0-0", "x {}")
 
     calls = []
 
@@ -200,10 +201,10 @@ def test_tell_and_score_record_scores_all_or_nothing():
 
     scored = opt.score(scorer)  # pending and approved, not rejected or scored
     assert calls == ["a close-up of a {}"]
-    assert [p.id for p in scored] == ["r1-2"] and scored[0].loss == pytest.approx(1.8)
-    assert opt.best().id == "r1-1"
+    assert [p.id for p in scored] == ["r0-1"] and scored[0].loss == pytest.approx(1.8)
+    assert opt.best().id == "r0-0"
     hist = opt.scored_history()
-    assert [h.source for h in hist] == ["llm:r1-1", "llm:r1-2"]
+    assert [h.source for h in hist] == ["llm:r0-0", "llm:r0-1"]
 
     def broken(text: str):
         raise RuntimeError("CLIP crashed")
@@ -219,8 +220,8 @@ def test_state_dict_round_trip_is_plain_json_and_checked():
     opt.ask(HISTORY)
     opt.ask(HISTORY)
     opt.suggest("a {} on a hanger")
-    opt.revise("r1-1", "a studio shot of a {}")
-    opt.tell({"r1-1": (0.8, 0.71)})
+    opt.revise("r0-0", "a studio shot of a {}")
+    opt.tell({"r0-0": (0.8, 0.71)})
     state = json.loads(json.dumps(opt.state_dict()))
     fresh, _ = make([], seed=5)
     fresh.load_state_dict(state)
@@ -228,7 +229,7 @@ def test_state_dict_round_trip_is_plain_json_and_checked():
     assert fresh.proposals == opt.proposals and fresh.rounds == opt.rounds
     assert fresh.suggest("a {} folded").id == "h2"  # counters restored
     other, _ = make([], seed=6)
-    with pytest.raises(ValueError, match="sampling"):
+    with pytest.raises(ValueError, match="seed"):
         other.load_state_dict(state)
     other.load_state_dict(state, strict=False)
     with pytest.raises(ValueError, match="version"):
@@ -250,6 +251,38 @@ def test_bad_arguments_name_the_value():
     assert opt.rounds == ()
 
 
-def test_proposal_requires_score_for_history():
-    with pytest.raises(ValueError, match="no score"):
-        Proposal(id="x", text="a {}", source="llm").to_scored()
+def test_unscored_candidate_is_refused_as_history():
+    opt, _ = make(["a {}"])
+    with pytest.raises(ValueError, match="without a score"):
+        opt.ask([Candidate(id="x", template="a {}", source="llm")])
+    assert opt.rounds == ()
+
+
+def test_round_hooks_see_every_round_and_can_be_removed():
+    opt, _ = make([REPLY, "a {} in colour"])
+    seen = []
+    handle = opt.register_round_hook(lambda o, r: seen.append((r.index, r.proposal_ids)))
+    opt.ask(HISTORY)
+    handle.remove()
+    opt.ask(HISTORY)
+    assert seen == [(0, ("r0-0", "r0-1", "r0-2"))]
+    assert [r.index for r in opt.rounds] == [0, 1]
+
+
+def test_samples_make_several_calls_per_round_with_distinct_seeds():
+    client = ScriptedClient(["a {} on a rail", "a {} on a rail", "a folded {}"], kind="completion")
+    opt = LLMPromptOptimizer(client, task=TASK, style="captions", samples=3, seed=7, n_proposals=8)
+    new = opt.ask(HISTORY)
+    assert [r.seed for r in client.requests] == [7, 8, 9]
+    assert all(r.stop == ("\n",) for r in client.requests)
+    assert client.requests[0].prompt.endswith("a photo of a {}.\n")  # best last, bare lines
+    assert "loss" not in client.requests[0].prompt
+    assert [p.template for p in new] == ["a {} on a rail", "a folded {}"]
+    assert opt.rounds[0].n_calls == 3 and [r.code for r in opt.rounds[0].rejected] == ["tried"]
+
+
+def test_an_explicit_round_index_labels_ids_and_must_increase():
+    opt, _ = make([REPLY, "a {} in colour"])
+    assert [p.id for p in opt.ask(HISTORY, round=2)] == ["r2-0", "r2-1", "r2-2"]
+    with pytest.raises(ValueError, match="round 1"):
+        opt.ask(HISTORY, round=1)

@@ -95,7 +95,7 @@ def test_word_limit_is_inclusive_and_counts_the_placeholder():
 
 
 def test_class_name_replaced_when_no_placeholder_else_rejected():
-    r = parse_proposals("a photo of a sneaker.\na photo of a {} next to a shirt\na grainy picture of the Ankle boot", class_names=FMNIST)
+    r = parse_proposals("a photo of a sneaker.\na photo of a {} next to a shirt\na grainy picture of the Ankle boot", classnames=FMNIST)
     assert r.proposals == ("a photo of a {}.", "a grainy picture of the {}")
     assert codes(r) == ["class_name"]
     assert "'Shirt'" in r.rejected[0].reason
@@ -104,7 +104,7 @@ def test_class_name_replaced_when_no_placeholder_else_rejected():
 
 def test_class_name_matching_respects_word_boundaries():
     # "t-shirt" is the class T-shirt/top, not Shirt; "bagged" and "coating" are not classes
-    r = parse_proposals("a bagged {} with coating\na {} like a t-shirt", class_names=FMNIST)
+    r = parse_proposals("a bagged {} with coating\na {} like a t-shirt", classnames=FMNIST)
     assert r.proposals == ("a bagged {} with coating",)
     assert "T-shirt/top" in r.rejected[0].reason and "'Shirt'" not in r.rejected[0].reason
 
@@ -179,7 +179,7 @@ def test_real_gemma_style_continuation():
         " an old photo of a {}. (loss 0.85, accuracy 69%)\n2. a green shirt {}. (loss 0.71, accuracy 63%)\n"
         "3. a low resolution photo of the {}, a type of clothing, with loss of 1.45"
     )
-    r = parse_proposals(reply, class_names=FMNIST, tried=["a low resolution photo of the {}."])
+    r = parse_proposals(reply, classnames=FMNIST, tried=["a low resolution photo of the {}."])
     assert r.proposals == ("an old photo of a {}.",)
     assert codes(r) == ["class_name", "too_long"]
 
@@ -199,6 +199,6 @@ def test_lines_of_only_quotes_and_markup_never_raise():
     alphabet = "\"“”'‘’«»`*_ -.1)"
     lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
     lines += ['"*"', "*'*", "_*_", '**"**', "`*`", "- *'*"]
-    result = parse_proposals("\n".join(lines), max_words=8, class_names=["shirt"], tried=[], max_proposals=3)
+    result = parse_proposals("\n".join(lines), max_words=8, classnames=["shirt"], tried=[], max_proposals=3)
     assert result.proposals == () or all(p.strip() for p in result.proposals)
     assert result.rejected  # every line was dropped with a reason, none raised

@@ -19,7 +19,7 @@ from catalyst_nb.llm import (
     ReplayMiss,
     example_fashion_mnist_history,
 )
-from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 
 CASSETTE = Path(__file__).parent / "llm_fixtures" / "gemma_fashion_mnist.json"
 
@@ -38,9 +38,9 @@ def test_recorded_gemma_rounds_replay_into_the_same_proposals():
     first = opt.ask(history)
     second = opt.ask(history)
     # what the parser makes of Gemma's real continuations
-    assert [p.text for p in first] == ["a photo of {}.", "a type of clothing {}."]
+    assert [p.template for p in first] == ["a photo of {}.", "a type of clothing {}."]
     assert [r.code for r in opt.rounds[0].rejected] == ["repeated"]
-    assert [p.text for p in second] == ["a black and white photo of a {}."]
+    assert [p.template for p in second] == ["a black and white photo of a {}."]
     assert [r.code for r in opt.rounds[1].rejected] == ["no_placeholder"]
     assert [r.replies for r in opt.rounds] == [e.response.texts for e in cassette]
     # the ledger sees the recorded usage

@@ -26,7 +26,7 @@ from catalyst_nb.llm import (
     ReplayingClient,
     example_fashion_mnist_history,
 )
-from catalyst_nb.optim.llm_optimizer import LLMPromptOptimizer
+from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 
 pytestmark = pytest.mark.llm_server
 
@@ -79,10 +79,10 @@ def test_optimizer_gets_proposals_from_gemma(server):
         if opt.proposals:
             break
     assert opt.proposals, [r.replies for r in opt.rounds]
-    tried = {t.text.casefold().rstrip(". ") for t in history}
+    tried = {t.template.casefold().rstrip(". ") for t in history}
     for p in opt.proposals:
-        assert p.text.count("{}") == 1 and len(p.text.split()) <= 8
-        assert p.text.casefold().rstrip(". ") not in tried
+        assert p.template.count("{}") == 1 and len(p.template.split()) <= 8
+        assert p.template.casefold().rstrip(". ") not in tried
         assert p.status == "pending" and p.raw_reply
 
 

@@ -20,7 +20,7 @@ def _record(step, **kw):
 
 def test_save_and_load_round_trip(tmp_path):
     traj = Trajectory([
-        _record(0, text="a photo of", template="a photo of {}.", token_ids=(1, 2, 3), distance=0.5),
+        _record(0, context_text="a photo of", template="a photo of {}.", token_ids=(1, 2, 3), distance=0.5),
         _record(1, loss=float("nan")),
         _record(2, stage=1, template="a photo of {}."),
     ], snapshots={0: torch.ones(3, 4)})

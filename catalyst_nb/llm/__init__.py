@@ -25,7 +25,8 @@ from .examples import FASHION_MNIST_TASK, example_fashion_mnist_history
 from .history import ScoredTemplate, fill_template, normalize_template
 from .launcher import LocalLLMServer, gguf_path
 from .ledger import Budget, CallRecord, MeteredClient, Price, UsageLedger
-from .meta_prompt import MetaPromptConfig, TaskDescription, build_request, chat_messages, completion_prompt
+from .meta_prompt import MetaPromptConfig, TaskDescription, build_request, caption_prompt, chat_messages, completion_prompt
+from .optimizer import LLMOptimizerConfig, LLMPromptOptimizer, LLMRound
 from .openai_clients import OpenAIChatClient, OpenAICompletionClient
 from .parser import ParseResult, RejectedLine, parse_proposals
 from .scripted import ScriptedClient
@@ -39,6 +40,9 @@ __all__ = [
     "CassetteEntry",
     "ChatMessage",
     "LLMAuthError",
+    "LLMOptimizerConfig",
+    "LLMPromptOptimizer",
+    "LLMRound",
     "LLMClient",
     "LLMConnectionError",
     "LLMError",
@@ -66,6 +70,7 @@ __all__ = [
     "TaskDescription",
     "UsageLedger",
     "build_request",
+    "caption_prompt",
     "chat_messages",
     "completion_prompt",
     "example_fashion_mnist_history",

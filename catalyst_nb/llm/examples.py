@@ -18,7 +18,7 @@ __all__ = ["FASHION_MNIST_CLASSES", "FASHION_MNIST_TASK", "example_fashion_mnist
 FASHION_MNIST_TASK = TaskDescription(
     dataset="Fashion-MNIST",
     images="28x28 grayscale photos of single clothing items, shoes and bags on a black background",
-    class_names=FASHION_MNIST_CLASSES,
+    classnames=FASHION_MNIST_CLASSES,
 )
 
 

@@ -19,22 +19,22 @@ __all__ = ["PLACEHOLDER", "ScoredTemplate", "fill_template", "normalize_template
 class ScoredTemplate:
     """A template with its loss (lower is better) and accuracy (in [0, 1]) on a scoring split."""
 
-    text: str
+    template: str
     loss: float
     accuracy: float
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise ValueError(f"ScoredTemplate.text must be a non-empty str, got {self.text!r}")
+        if not isinstance(self.template, str) or not self.template.strip():
+            raise ValueError(f"ScoredTemplate.template must be a non-empty str, got {self.template!r}")
         if not math.isfinite(self.loss):
-            raise ValueError(f"ScoredTemplate.loss must be finite, got {self.loss!r} for {self.text!r}")
+            raise ValueError(f"ScoredTemplate.loss must be finite, got {self.loss!r} for {self.template!r}")
         if not (0.0 <= self.accuracy <= 1.0):
-            raise ValueError(f"ScoredTemplate.accuracy must be in [0, 1], got {self.accuracy!r} for {self.text!r}")
+            raise ValueError(f"ScoredTemplate.accuracy must be in [0, 1], got {self.accuracy!r} for {self.template!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "loss": self.loss, "accuracy": self.accuracy, "source": self.source}
+        return {"template": self.template, "loss": self.loss, "accuracy": self.accuracy, "source": self.source}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoredTemplate:
-        return cls(text=data["text"], loss=float(data["loss"]), accuracy=float(data["accuracy"]), source=data.get("source", ""))
+        return cls(template=data["template"] if "template" in data else data["text"], loss=float(data["loss"]), accuracy=float(data["accuracy"]), source=data.get("source", ""))

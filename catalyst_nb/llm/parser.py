@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .history import PLACEHOLDER, normalize_template
+from catalyst_nb.templates import PLACEHOLDER, normalize_template, placeholder_problem
 
 __all__ = ["ParseResult", "RejectedLine", "REASONS", "parse_proposals"]
 
@@ -136,10 +136,10 @@ def _class_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])" + re.escape(name.casefold()) + r"(?:e?s)?(?![\w-])")
 
 
-def _class_patterns(class_names: Iterable[str]) -> list[tuple[str, re.Pattern[str]]]:
+def _class_patterns(classnames: Iterable[str]) -> list[tuple[str, re.Pattern[str]]]:
     """Patterns for each class name and, for names like "T-shirt/top", each longer alternative."""
     out: list[tuple[str, re.Pattern[str]]] = []
-    for name in class_names:
+    for name in classnames:
         variants = {name.strip()}
         if "/" in name:
             variants.update(part.strip() for part in name.split("/") if len(part.strip()) > 3)
@@ -168,7 +168,7 @@ def parse_proposals(
     *,
     max_words: int = 8,
     max_chars: int = 120,
-    class_names: Sequence[str] = (),
+    classnames: Sequence[str] = (),
     tried: Iterable[str] = (),
     max_proposals: int | None = None,
     max_lines: int = 60,
@@ -190,7 +190,7 @@ def parse_proposals(
     if not isinstance(text, str):
         text = ""
     tried_keys = {normalize_template(t) for t in tried}
-    patterns = _class_patterns(class_names)
+    patterns = _class_patterns(classnames)
     proposals: list[str] = []
     seen: set[str] = set()
     rejected: list[RejectedLine] = []
@@ -232,9 +232,9 @@ def parse_proposals(
             rejected.append(RejectedLine(shown, "prose"))
             continue
         n_placeholders = line.count(PLACEHOLDER)
-        stray = line.replace(PLACEHOLDER, "")
-        if n_placeholders > 1 or "{" in stray or "}" in stray:
-            rejected.append(RejectedLine(shown, "placeholder", f"{n_placeholders} placeholders" if n_placeholders > 1 else "stray brace"))
+        problem = placeholder_problem(line)
+        if problem is not None:
+            rejected.append(RejectedLine(shown, "placeholder", problem))
             continue
         lowered = line.casefold()
         hits = [(name, m) for name, pat in patterns for m in [pat.search(lowered)] if m]

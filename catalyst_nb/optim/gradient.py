@@ -11,7 +11,6 @@ removable handles.  The learning-rate schedule is a pure function of the step in
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 import logging
 import math
 import time
@@ -20,8 +19,8 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.hooks import RemovableHandle
 
+from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
@@ -124,10 +123,12 @@ class GradientPromptOptimizer:
         self.trajectory = Trajectory()
         self.stage = 0
         self._step = 0
+        self._schedule_step = 0
+        self._schedule_total = self.config.total_steps
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
-        self._hooks: OrderedDict[int, StepHook] = OrderedDict()  # RemovableHandle keeps a weak reference
+        self._hooks = HookRegistry()
         self.optimizer = torch.optim.SGD(
             [learner.ctx], lr=self.config.lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay
         )
@@ -142,10 +143,26 @@ class GradientPromptOptimizer:
 
     @property
     def lr(self) -> float:
-        """The learning rate the next step will use."""
+        """The learning rate the next step will use (a function of the schedule position, not the step)."""
         c = self.config
-        return coop_learning_rate(self._step, lr=c.lr, total_steps=c.total_steps, warmup_steps=c.warmup_steps,
-                                  warmup_lr=c.warmup_lr)
+        warmup = min(c.warmup_steps, max(self._schedule_total - 1, 0))
+        return coop_learning_rate(self._schedule_step, lr=c.lr, total_steps=self._schedule_total,
+                                  warmup_steps=warmup, warmup_lr=c.warmup_lr)
+
+    @property
+    def schedule_step(self) -> int:
+        """Position in the learning-rate schedule; equals ``step_count`` until a :meth:`rewarm`."""
+        return self._schedule_step
+
+    def rewarm(self) -> None:
+        """Restart the schedule (warm-up, then cosine) over the steps left in the budget.
+
+        The global step keeps rising; only the schedule position goes back to 0 (optax keeps the schedule
+        count as its own state for the same reason).  The paper's restarts carry the schedule on; this is
+        the alternative for restarts from text, which land far from the tuned context.
+        """
+        self._schedule_total = max(self.config.total_steps - self._step, 1)
+        self._schedule_step = 0
 
     def _next_batch(self) -> torch.Tensor:
         """Indices of the next minibatch: epochs are seeded permutations, the last batch may be short."""
@@ -203,7 +220,7 @@ class GradientPromptOptimizer:
             accuracy=accuracy,
             grad_norm=grad_norm,
             lr=lr,
-            text=projected.text if projected else None,
+            context_text=projected.text if projected else None,
             template=projected.template if projected else None,
             token_ids=projected.token_ids[0] if projected else None,
             distance=(sum(projected.distances[0]) / len(projected.distances[0])) if projected else None,
@@ -211,9 +228,9 @@ class GradientPromptOptimizer:
             stage=self.stage,
         )
         self._step += 1
+        self._schedule_step += 1
         self.trajectory.append(record)
-        for hook in list(self._hooks.values()):
-            hook(self, record)
+        self._hooks(self, record)
         return record
 
     def run(self, n_steps: int, *, progress: bool = True) -> list[StepRecord]:
@@ -225,7 +242,7 @@ class GradientPromptOptimizer:
             return [self.step() for _ in range(n_steps)]
         finally:
             if handle is not None:
-                hook = self._hooks.get(handle.id)
+                hook = self._hooks.get(handle)
                 handle.remove()
                 if isinstance(hook, ProgressBar):
                     hook.close()
@@ -254,9 +271,7 @@ class GradientPromptOptimizer:
 
     def register_step_hook(self, hook: StepHook) -> RemovableHandle:
         """Call ``hook(optimizer, record)`` after every step; ``handle.remove()`` unregisters it."""
-        handle = RemovableHandle(self._hooks)
-        self._hooks[handle.id] = hook
-        return handle
+        return self._hooks.register(hook)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -266,6 +281,8 @@ class GradientPromptOptimizer:
             "version": _STATE_VERSION,
             "config": asdict(self.config),
             "step": self._step,
+            "schedule_step": self._schedule_step,
+            "schedule_total": self._schedule_total,
             "stage": self.stage,
             "ctx": self.learner.ctx.detach().cpu().clone(),
             "optimizer": self.optimizer.state_dict(),
@@ -296,6 +313,8 @@ class GradientPromptOptimizer:
         self._perm = state["perm"].clone()
         self._pos = int(state["pos"])
         self._step = int(state["step"])
+        self._schedule_step = int(state.get("schedule_step", self._step))
+        self._schedule_total = int(state.get("schedule_total", self.config.total_steps))
         self.stage = int(state.get("stage", 0))
         self.trajectory = Trajectory([StepRecord.from_dict(d) for d in state["trajectory"]])
 
@@ -314,8 +333,8 @@ class ProgressBar:
 
     def __call__(self, optimizer: GradientPromptOptimizer, record: StepRecord) -> None:
         postfix = {"loss": f"{record.loss:.3f}", "acc": f"{record.accuracy:.2f}"}
-        if record.text is not None:
-            postfix["text"] = record.text[:30]
+        if record.context_text is not None:
+            postfix["text"] = record.context_text[:30]
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 

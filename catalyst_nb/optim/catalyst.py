@@ -1,0 +1,588 @@
+"""The catalyst: gradient stages and LLM rounds as one step-wise optimizer (the paper's method).
+
+One run is R rounds of::
+
+    gradient stage (S steps) -> stage_end -> candidates scored -> LLM asked -> proposals scored
+        -> decision -> restart -> next stage ... and after round R a last stage to the step budget.
+
+:meth:`CatalystOptimizer.step` advances one unit: a gradient step (a :class:`StepRecord`) or one phase of
+a round (a :class:`RoundEvent`).  With ``approval="human"`` the decision phase returns an
+:class:`AwaitingApproval` and nothing moves until :meth:`approve`, :meth:`reject` or :meth:`suggest` is
+called; it never blocks and never opens a widget.  Every candidate, whatever its source, is one
+:class:`Candidate` record scored on the scoring split *as it would be loaded into the context*.
+
+Faults of the LLM (server down, timeout, budget spent, a reply with nothing usable) skip the round,
+recorded with the reason; the gradient stages go on.  ``state_dict()`` holds everything (both optimizers,
+the pool, the events, the round in progress, a pending approval), so a run continues bit-identically
+after a restart of the kernel, with the LLM replayed from a cassette.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from typing import Any, Callable, Mapping
+
+import torch
+
+from catalyst_nb.candidates import Candidate, Source, Status, rank_candidates
+from catalyst_nb.features import FeatureSet
+from catalyst_nb.hooks import HookRegistry, RemovableHandle
+from catalyst_nb.llm.client import LLMClient
+from catalyst_nb.llm.errors import LLMError
+from catalyst_nb.llm.meta_prompt import TaskDescription
+from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
+from catalyst_nb.optim.approval import ApprovalPending, AwaitingApproval
+from catalyst_nb.optim.candidate_sources import gather_candidates, projection_templates, variant_templates
+from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
+from catalyst_nb.optim.events import RoundEvent
+from catalyst_nb.optim.gradient import GradientPromptOptimizer
+from catalyst_nb.prompt_learner import LoadReport, PromptLearner
+from catalyst_nb.scoring import TemplateScorer
+from catalyst_nb.templates import check_template
+from catalyst_nb.trajectory import StepRecord, Trajectory
+
+__all__ = ["CatalystOptimizer"]
+
+log = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
+_PHASES = ("stage", "stage_end", "candidates", "llm", "proposals", "decision", "restart", "done")
+
+Unit = StepRecord | RoundEvent | AwaitingApproval
+
+
+def _score_dict(result: Any) -> dict[str, float]:
+    return {"accuracy": float(result.accuracy), "loss": float(result.loss)}
+
+
+class CatalystOptimizer:
+    """Gradient descent on the soft context, interleaved with an LLM that proposes restart templates.
+
+    Args:
+        learner: the prompt learner (its context is what both optimizers move).
+        train: cached training features.
+        scoring: the split candidates and proposals are scored on (never the reported split).
+        llm: the LLM client (any :class:`~catalyst_nb.llm.LLMClient`; a replaying client for exact reruns).
+        task: what the images are, for the meta-prompt (default: from the training split's name).
+        evaluation: an optional split evaluated at each stage end, for plots (not used for decisions).
+        preset: ``"default"`` or ``"paper"`` (see :mod:`catalyst_nb.optim.catalyst_config`).
+        approval: ``"auto"`` or ``"human"``.
+        gradient: :class:`GradientConfig` fields (and ``epochs``) for the gradient optimizer.
+        llm_config: :class:`LLMOptimizerConfig` fields on top of the preset's.
+        **config: :class:`CatalystConfig` fields on top of the preset's.
+    """
+
+    def __init__(
+        self,
+        learner: PromptLearner,
+        train: FeatureSet,
+        *,
+        scoring: FeatureSet,
+        llm: LLMClient,
+        task: TaskDescription | None = None,
+        evaluation: FeatureSet | None = None,
+        preset: str = "default",
+        approval: str = "auto",
+        gradient: Mapping[str, Any] | None = None,
+        llm_config: Mapping[str, Any] | None = None,
+        **config: Any,
+    ) -> None:
+        if scoring is None:
+            raise ValueError("scoring split is required: candidates are scored on it (never on the reported split)")
+        if evaluation is not None and evaluation.key == scoring.key:
+            raise ValueError("the scoring split and the evaluation split are the same features; score on a held-out split")
+        if scoring.key == train.key:
+            log.warning("scoring on the training features: candidate scores will favour what the context fits")
+        self.gradient = GradientPromptOptimizer(learner, train, **dict(gradient or {}))
+        self.learner = learner
+        steps_per_epoch = math.ceil(len(train) / self.gradient.config.batch_size)
+        self.config: CatalystConfig = resolve_config(preset, {**config, "approval": approval}, steps_per_epoch=steps_per_epoch)
+        self.preset = preset
+        self.stage_steps = self.config.stage_length(self.gradient.config.total_steps)
+        self.scorer = TemplateScorer(learner, scoring)
+        self.scoring_key = scoring.key
+        self.evaluation = evaluation.to(learner.ctx.device) if evaluation is not None else None
+        task = task or TaskDescription(dataset=train.name or "image classification", images="photos", classnames=learner.classnames)
+        settings = llm_settings(preset, getattr(llm, "kind", "chat"), dict(llm_config or {}))
+        self.llm = LLMPromptOptimizer(llm, task=task, config=LLMOptimizerConfig.from_dict(settings))
+        self.events: list[RoundEvent] = []
+        self.pool: dict[str, Candidate] = {}
+        self._round = 0
+        self._phase = "stage"
+        self._stage_start = 0
+        self._probe_spent = 0
+        self._round_candidates: list[str] = []
+        self._round_proposals: list[str] = []
+        self._chosen: dict[str, Any] | None = None
+        self._awaiting: AwaitingApproval | None = None
+        self._probe_states: dict[str, dict[str, Any]] = {}
+        self._round_hooks = HookRegistry()
+        self._muted = False
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    @property
+    def trajectory(self) -> Trajectory:
+        return self.gradient.trajectory
+
+    @property
+    def total_steps(self) -> int:
+        return self.gradient.config.total_steps
+
+    @property
+    def step_count(self) -> int:
+        """Gradient steps taken on the live context."""
+        return self.gradient.step_count
+
+    @property
+    def budget_used(self) -> int:
+        """Gradient steps charged to the budget: live steps plus discarded probe branches."""
+        return self.gradient.step_count + self._probe_spent
+
+    @property
+    def round(self) -> int:
+        """The 0-based round in progress (``rounds`` during the last stage)."""
+        return self._round
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def done(self) -> bool:
+        return self._phase == "done"
+
+    @property
+    def awaiting(self) -> AwaitingApproval | None:
+        return self._awaiting
+
+    def best(self) -> Candidate | None:
+        """The best-scoring template of the whole run (pool: candidates and proposals)."""
+        ranked = rank_candidates(self.pool.values())
+        return ranked[0] if ranked else None
+
+    def preview(self, text: str) -> LoadReport:
+        """What the context would hold if ``text`` were loaded now (padding, cuts); changes nothing."""
+        return self.learner.fit_text(check_template(text))[1]
+
+    def __repr__(self) -> str:
+        return (f"CatalystOptimizer(preset={self.preset!r}, round={self._round}/{self.config.rounds}, "
+                f"phase={self._phase!r}, steps={self.budget_used}/{self.total_steps}, "
+                f"restart={self.config.restart!r}, approval={self.config.approval!r})")
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    def register_step_hook(self, hook: Callable[[Any, StepRecord], None]) -> RemovableHandle:
+        """``hook(catalyst, record)`` after every live gradient step (not after probe steps)."""
+        def relay(_opt: GradientPromptOptimizer, record: StepRecord) -> None:
+            if not self._muted:
+                hook(self, record)
+        return self.gradient.register_step_hook(relay)
+
+    def register_round_hook(self, hook: Callable[[Any, RoundEvent], None]) -> RemovableHandle:
+        """``hook(catalyst, event)`` after every round event."""
+        return self._round_hooks.register(hook)
+
+    def _emit(self, kind: str, data: Mapping[str, Any], started: float, *, round_index: int | None = None) -> RoundEvent:
+        event = RoundEvent(kind=kind, round=self._round if round_index is None else round_index,
+                           step=self.gradient.step_count, data=dict(data), seconds=time.perf_counter() - started)
+        event = RoundEvent.from_dict(event.to_dict())  # the stored form: plain JSON data
+        self.events.append(event)
+        self._round_hooks(self, event)
+        return event
+
+    # ------------------------------------------------------------------------------------------ stepping
+
+    def _stage_target(self) -> int:
+        """Live step count at which the current stage ends."""
+        if self._round < self.config.rounds:
+            return self._stage_start + self.stage_steps
+        return self.total_steps - self._probe_spent
+
+    def step(self) -> Unit:
+        """Advance one unit: a gradient step or one phase of a round. Returns what happened."""
+        if self._awaiting is not None:
+            raise ApprovalPending(self._awaiting.round)
+        if self._phase == "done":
+            raise RuntimeError("the run is finished (all rounds and the last stage are done)")
+        handler = getattr(self, f"_do_{self._phase}")
+        return handler()
+
+    def _do_stage(self) -> Unit:
+        if self.gradient.step_count >= self._stage_target():
+            self._phase = "stage_end"
+            return self._do_stage_end()
+        self.gradient.stage = self._round
+        return self.gradient.step()
+
+    def _do_stage_end(self) -> RoundEvent:
+        started = time.perf_counter()
+        data: dict[str, Any] = {"stage": self._round, "scoring": _score_dict(self.scorer.current()),
+                                "scoring_key": self.scoring_key, "eval": None}
+        if self.evaluation is not None:
+            data["eval"] = _score_dict(self.gradient.evaluate(self.evaluation))
+        last = self._round >= self.config.rounds
+        self._phase = "done" if last else "candidates"
+        return self._emit("stage_end", data, started)
+
+    def _do_candidates(self) -> RoundEvent:
+        started = time.perf_counter()
+        c = self.config
+        variants = variant_templates(self.learner, k=c.variant_k,
+                                     metric=self.gradient.config.projection_metric) if "variant" in c.sources else []
+        projections = projection_templates(self.trajectory, self._round) if "projection" in c.sources else []
+        if not projections and "projection" in c.sources:
+            projections = [self.learner.to_text(metric=self.gradient.config.projection_metric).template]
+        cands = gather_candidates(round_index=self._round, k=c.candidates, sources=c.sources,
+                                  projections=projections, variants=variants, pool=self.pool.values())
+        scored = self._score(cands)
+        self._round_candidates = [s.id for s in scored]
+        for s in scored:
+            self._add_to_pool(s)
+        self._phase = "llm"
+        return self._emit("candidates", {"candidates": [s.to_dict() for s in scored]}, started)
+
+    def _score(self, candidates: list[Candidate]) -> list[Candidate]:
+        results = self.scorer.score([c.template for c in candidates])
+        out = []
+        for cand, res in zip(candidates, results):
+            if not res.ok:
+                out.append(replace(cand, status=Status.INVALID, note=res.error or ""))
+                continue
+            out.append(cand.with_score(res.loss, res.accuracy, raw_loss=res.raw_loss,  # type: ignore[arg-type]
+                                       raw_accuracy=res.raw_accuracy, loaded=res.loaded))
+        return out
+
+    def _add_to_pool(self, cand: Candidate) -> None:
+        if not cand.scored:
+            return
+        self.pool[cand.id] = cand
+        if len(self.pool) > self.config.pool_size:
+            keep = {c.id for c in rank_candidates(self.pool.values())[: self.config.pool_size]}
+            self.pool = {k: v for k, v in self.pool.items() if k in keep}
+
+    def _history(self) -> list[Candidate]:
+        return rank_candidates(self.pool.values())
+
+    def _skip(self, reason: str, started: float) -> RoundEvent:
+        self._finish_round()
+        return self._emit("skipped", {"reason": reason}, started, round_index=self._round - 1)
+
+    def _finish_round(self) -> None:
+        self._round += 1
+        self._stage_start = self.gradient.step_count
+        self._round_candidates, self._round_proposals = [], []
+        self._chosen, self._awaiting, self._probe_states = None, None, {}
+        self._phase = "stage"
+
+    def _do_llm(self) -> RoundEvent:
+        started = time.perf_counter()
+        try:
+            new = self.llm.ask(self._history(), round=self._round)
+        except LLMError as exc:
+            return self._skip(f"LLM error: {type(exc).__name__}: {exc}", started)
+        record = self.llm.rounds[-1]
+        data = {"meta_prompt": record.meta_prompt, "replies": list(record.replies),
+                "dropped": [{"line": r.line, "reason": r.reason} for r in record.rejected],
+                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s}
+        self._round_proposals = [p.id for p in new]
+        event = self._emit("llm", data, started)
+        if not new:
+            self._skip("no usable template in the LLM's reply", time.perf_counter())
+        else:
+            self._phase = "proposals"
+        return event
+
+    def _do_proposals(self) -> RoundEvent:
+        started = time.perf_counter()
+        proposals = [self.llm.get(pid) for pid in self._round_proposals]
+        scored = self._score(proposals)
+        valid = {s.id: s for s in scored if s.scored}
+        if valid:
+            self.llm.tell(valid)
+        for s in scored:
+            if not s.scored:
+                self.llm.mark(s.id, Status.INVALID, note=s.note)
+        final = [self.llm.get(p.id) for p in proposals]
+        for p in final:
+            self._add_to_pool(p)
+        self._phase = "decision"
+        return self._emit("proposals", {"proposals": [p.to_dict() for p in final]}, started)
+
+    # ------------------------------------------------------------------------------------------ decision
+
+    def _recommend(self) -> tuple[str | None, dict[str, float] | None]:
+        """The policy's choice among this round's proposals (None: keep the context) and probe losses."""
+        proposals = [self.llm.get(pid) for pid in self._round_proposals]
+        valid = [p for p in proposals if p.scored]
+        policy = self.config.restart
+        if policy == "none" or not valid:
+            return None, None
+        if policy == "first":
+            return valid[0].id, None
+        ranked = rank_candidates(valid)
+        if policy == "best":
+            return ranked[0].id, None
+        return self._probe(ranked[: self.config.probe_top])
+
+    def _probe(self, top: list[Candidate]) -> tuple[str | None, dict[str, float]]:
+        """Run P steps from each proposal and from the current context on forks; lowest scoring loss wins.
+
+        The live optimizer ends exactly where it started; the branches' end states are kept so the
+        winner can be adopted (its P steps then become live steps) and the rest are charged to the budget.
+        """
+        P = self.config.probe_steps
+        origin = self.gradient.state_dict()
+        losses: dict[str, float] = {}
+        states: dict[str, dict[str, Any]] = {}
+        self._muted = True
+        try:
+            for branch in ["current", *[c.id for c in top]]:
+                self.gradient.load_state_dict(origin)
+                if branch != "current":
+                    self._load_template(self.llm.get(branch).template)
+                for _ in range(P):
+                    self.gradient.step()
+                losses[branch] = float(self.scorer.current().loss)
+                states[branch] = self.gradient.state_dict()
+        finally:
+            self.gradient.load_state_dict(origin)
+            self._muted = False
+        self._probe_states = states
+        best = min(losses, key=lambda b: (losses[b], b != "current"))
+        return (None if best == "current" else best), losses
+
+    def _do_decision(self) -> Unit:
+        started = time.perf_counter()
+        recommended, probe = self._recommend()
+        if self.config.approval == "human":
+            ranked = rank_candidates(self.llm.get(pid) for pid in self._round_proposals)
+            record = self.llm.rounds[-1]
+            self._awaiting = AwaitingApproval(
+                round=self._round, proposals=tuple(ranked), recommended=recommended,
+                current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt,
+                replies=tuple(record.replies), dropped=tuple((r.line, r.reason) for r in record.rejected),
+                policy=self.config.restart, probe=probe,
+            )
+            return self._awaiting
+        return self._decide(recommended, decider="auto", probe=probe, started=started)
+
+    def _decide(self, chosen: str | None, *, decider: str, probe: Mapping[str, float] | None = None,
+                edited_from: str | None = None, started: float | None = None) -> RoundEvent:
+        started = time.perf_counter() if started is None else started
+        template = self.llm.get(chosen).template if chosen else None
+        data = {"decider": decider, "policy": self.config.restart, "chosen": chosen, "template": template,
+                "edited_from": edited_from, "probe": dict(probe) if probe else None}
+        self._awaiting = None
+        if chosen is None:
+            # with probes, plain continuation already ran P steps on a fork: adopt them, charge the rest
+            self._adopt("current" if "current" in self._probe_states else None)
+            event = self._emit("decision", data, started)
+            self._finish_round()
+            return event
+        self._chosen = {"id": chosen, "template": template}
+        self._phase = "restart"
+        return self._emit("decision", data, started)
+
+    def _adopt(self, branch: str | None) -> None:
+        """Make a probe branch the live state (its P steps become live steps, replayed to observers);
+        the steps of the other branches are charged to the budget."""
+        if branch is not None:
+            seen = len(self.gradient.trajectory)
+            self.gradient.load_state_dict(self._probe_states[branch])
+            for record in self.gradient.trajectory[seen:]:
+                self.gradient._hooks(self.gradient, record)  # noqa: SLF001 - observers see adopted steps once
+        P = self.config.probe_steps
+        self._probe_spent += P * sum(1 for b in self._probe_states if b != branch)
+        self._probe_states = {}
+
+    # ------------------------------------------------------------------------------------------ people
+
+    def approve(self, candidate_id: str, text: str | None = None) -> RoundEvent:
+        """Restart from proposal ``candidate_id`` (optionally edited to ``text``, which is re-scored)."""
+        pending = self._require_awaiting()
+        ids = [c.id for c in pending.proposals]
+        if candidate_id not in ids:
+            raise KeyError(f"no proposal {candidate_id!r} in round {pending.round}; choose one of {ids}")
+        if text is not None and check_template(text) != self.llm.get(candidate_id).template:
+            edited = self._human_candidate(text, note=f"edited from {candidate_id}")
+            return self._decide(edited.id, decider="human", edited_from=candidate_id)
+        return self._decide(candidate_id, decider="human", probe=pending.probe)
+
+    def reject(self) -> RoundEvent:
+        """Keep the current context; the next stage continues from it."""
+        pending = self._require_awaiting()
+        return self._decide(None, decider="human", probe=pending.probe)
+
+    def suggest(self, text: str) -> RoundEvent:
+        """Restart from a person's own template (scored first, recorded as a human candidate)."""
+        self._require_awaiting()
+        cand = self._human_candidate(text, note="suggested at approval")
+        return self._decide(cand.id, decider="human")
+
+    def _require_awaiting(self) -> AwaitingApproval:
+        if self._awaiting is None:
+            raise RuntimeError("no restart is waiting for approval (use approval='human'; see .awaiting)")
+        return self._awaiting
+
+    def _human_candidate(self, text: str, *, note: str) -> Candidate:
+        text = check_template(text)
+        _, report = self.learner.fit_text(text)
+        if report.dropped:
+            raise ValueError(
+                f"{text!r} is longer than the context (n_ctx={self.learner.n_ctx}): {list(report.dropped)} would "
+                "be cut; shorten it or use a learner with more context slots"
+            )
+        cand = self.llm.suggest(text, note=note, round=self._round)
+        (scored,) = self._score([cand])
+        if not scored.scored:
+            self.llm.mark(cand.id, Status.INVALID, note=scored.note)
+            raise ValueError(f"{text!r} cannot be loaded into the context: {scored.note}")
+        self.llm.tell({cand.id: scored})
+        cand = self.llm.get(cand.id)
+        self._round_proposals.append(cand.id)
+        self._add_to_pool(cand)
+        return cand
+
+    # ------------------------------------------------------------------------------------------ restart
+
+    def _load_template(self, template: str) -> LoadReport:
+        report = self.gradient.load_text(template, reset_momentum=self.config.momentum == "reset")
+        if self.config.schedule == "rewarm":
+            self.gradient.rewarm()
+        return report
+
+    def _do_restart(self) -> RoundEvent:
+        started = time.perf_counter()
+        assert self._chosen is not None
+        cid, template = self._chosen["id"], self._chosen["template"]
+        before = _score_dict(self.scorer.current())
+        adopted = cid if cid in self._probe_states else None
+        if adopted is not None:  # the probe branch already ran P steps from this template
+            report = self.learner.fit_text(template)[1]
+        else:
+            report = self._load_template(template)
+        self._adopt(adopted)
+        self.llm.mark(cid, Status.CHOSEN)
+        self.pool.pop(cid, None)
+        self._add_to_pool(self.llm.get(cid))
+        data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(self.learner.fit_text(template)[0]),
+                "report": {"tokens": list(report.tokens), "n_padded": report.n_padded, "dropped": list(report.dropped),
+                           "ignored_text": report.ignored_text},
+                "scoring_before": before, "scoring_after": _score_dict(self.scorer.current()),
+                "probe_steps_adopted": self.config.probe_steps if adopted else 0}
+        event = self._emit("restart", data, started)
+        self._finish_round()
+        return event
+
+    # ------------------------------------------------------------------------------------------ loops
+
+    def run_stage(self) -> list[Unit]:
+        """Gradient steps to the end of the current stage, and its ``stage_end`` event."""
+        out: list[Unit] = []
+        while self._phase == "stage" and self._awaiting is None:
+            out.append(self.step())
+        return out
+
+    def run_round(self) -> list[Unit]:
+        """From here to the start of the next stage (or to an approval, or to the end)."""
+        out: list[Unit] = []
+        start_round = self._round
+        while not self.done and self._awaiting is None and (self._round == start_round or self._phase != "stage"):
+            unit = self.step()
+            out.append(unit)
+            if isinstance(unit, AwaitingApproval):
+                break
+        return out
+
+    def run(self, *, progress: bool = True) -> list[Unit]:
+        """Everything up to the end, or until a restart needs approval (then ``.awaiting`` is set)."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.budget_used, desc="catalyst", unit="step", leave=False)
+        out: list[Unit] = []
+        try:
+            while not self.done and self._awaiting is None:
+                unit = self.step()
+                out.append(unit)
+                if bar is not None:
+                    bar.n = self.budget_used
+                    if isinstance(unit, RoundEvent):
+                        bar.set_postfix_str(f"round {self._round}: {unit.kind}", refresh=False)
+                    bar.refresh() if isinstance(unit, RoundEvent) else bar.update(0)
+        finally:
+            if bar is not None:
+                bar.close()
+        return out
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-identically (no client, no key: only the LLM's record)."""
+        return {
+            "version": _STATE_VERSION,
+            "preset": self.preset,
+            "config": self.config.to_dict(),
+            "scoring_key": self.scoring_key,
+            "gradient": self.gradient.state_dict(),
+            "llm": self.llm.state_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "pool": [c.to_dict() for c in self.pool.values()],
+            "round": self._round,
+            "phase": self._phase,
+            "stage_start": self._stage_start,
+            "probe_spent": self._probe_spent,
+            "round_candidates": list(self._round_candidates),
+            "round_proposals": list(self._round_proposals),
+            "chosen": dict(self._chosen) if self._chosen else None,
+            "awaiting": self._awaiting.to_dict() if self._awaiting else None,
+            "probe_states": dict(self._probe_states),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`. Everything is checked before anything changes."""
+        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
+            version = state.get("version") if isinstance(state, Mapping) else None
+            raise ValueError(f"not a CatalystOptimizer state of version {_STATE_VERSION} (version {version!r})")
+        required = {"config", "gradient", "llm", "events", "pool", "round", "phase", "stage_start", "probe_spent",
+                    "round_candidates", "round_proposals", "chosen", "awaiting", "scoring_key"}
+        missing = sorted(required - set(state))
+        if missing:
+            raise ValueError(f"CatalystOptimizer state is missing {missing}")
+        mine = self.config.to_dict()
+        diffs = {k: (state["config"].get(k), v) for k, v in mine.items() if state["config"].get(k) != v}
+        if diffs:
+            raise ValueError(f"state was saved with other catalyst settings (saved, current): {diffs}")
+        if state["scoring_key"] != self.scoring_key:
+            raise ValueError("state was scored on another scoring split (its features differ from this one's)")
+        if state["phase"] not in _PHASES:
+            raise ValueError(f"unknown phase {state['phase']!r} in state")
+        try:
+            events = [RoundEvent.from_dict(e) for e in state["events"]]
+            pool = [Candidate.from_dict(c) for c in state["pool"]]
+            awaiting = AwaitingApproval.from_dict(state["awaiting"]) if state["awaiting"] else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"CatalystOptimizer state is damaged: {exc}") from None
+        # the two inner optimizers validate on their own; the LLM side first since it cannot half-apply
+        llm_before = self.llm.state_dict()
+        self.llm.load_state_dict(state["llm"])
+        try:
+            self.gradient.load_state_dict(state["gradient"])
+        except Exception:
+            self.llm.load_state_dict(llm_before)
+            raise
+        self.events = events
+        self.pool = {c.id: c for c in pool}
+        self._round = int(state["round"])
+        self._phase = state["phase"]
+        self._stage_start = int(state["stage_start"])
+        self._probe_spent = int(state["probe_spent"])
+        self._round_candidates = list(state["round_candidates"])
+        self._round_proposals = list(state["round_proposals"])
+        self._chosen = dict(state["chosen"]) if state["chosen"] else None
+        self._awaiting = awaiting
+        self._probe_states = dict(state.get("probe_states") or {})

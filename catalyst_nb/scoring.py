@@ -1,0 +1,116 @@
+"""Score templates the way a restart would use them: as loaded into the learner's context.
+
+A hard prompt such as ``"a close-up studio photo of a {} on a white background."`` is not what the
+context holds after ``load_text``: with ``n_ctx=4`` and the class at the end it becomes
+``"photo of a {}."`` (words farthest from the class cut, words after ``{}`` dropped).  Choosing a restart
+by the score of the full prompt would compare the wrong things, so :class:`TemplateScorer` scores both:
+the template as loaded (what decisions use) and the raw hard prompt (shown beside it where they differ).
+
+The as-loaded prompts of many templates are encoded in one batched no-grad pass
+(:meth:`PromptLearner.text_features_for`), so a round's K candidates cost a few text-tower calls.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from catalyst_nb.evaluation import EvalResult, evaluate_classifier
+from catalyst_nb.features import FeatureSet
+from catalyst_nb.prompt_learner import LoadReport, PromptLearner
+
+__all__ = ["TemplateScore", "TemplateScorer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TemplateScore:
+    """Scores of one template on a split: as loaded into the context, and as the raw hard prompt.
+
+    ``error`` is set (and the scores are ``None``) when the template cannot be loaded at all.
+    """
+
+    template: str
+    loss: float | None
+    accuracy: float | None
+    raw_loss: float | None
+    raw_accuracy: float | None
+    loaded: str | None
+    report: LoadReport | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class TemplateScorer:
+    """Scores templates, and the current soft prompt, on one split with one learner's layout.
+
+    Args:
+        learner: whose layout (``n_ctx``, class position, class-specific or not) defines "as loaded".
+        split: the scoring split (never the split whose accuracy is reported).
+        chunk: templates encoded per batched pass.
+        raw: also score the raw hard prompt of each template.
+    """
+
+    def __init__(self, learner: PromptLearner, split: FeatureSet, *, chunk: int = 8, raw: bool = True) -> None:
+        if tuple(split.classnames) != tuple(learner.classnames):
+            raise ValueError(
+                f"scoring split {split.name!r} has classes {list(split.classnames)[:5]}..., the learner has "
+                f"{list(learner.classnames)[:5]}...; score on a split of the training classes"
+            )
+        if len(split) == 0:
+            raise ValueError(f"scoring split {split.name!r} is empty")
+        self.learner = learner
+        self.split = split.to(learner.ctx.device)
+        self.chunk = int(chunk)
+        self.raw = bool(raw)
+        self._scale = learner.clip.logit_scale
+
+    def _evaluate(self, weights: torch.Tensor) -> EvalResult:
+        return evaluate_classifier(weights, self.split, logit_scale=self._scale)
+
+    @torch.no_grad()
+    def current(self) -> EvalResult:
+        """Loss and accuracy of the soft prompt as it is now."""
+        return self._evaluate(self.learner.text_features())
+
+    @torch.no_grad()
+    def contexts(self, contexts: torch.Tensor) -> list[EvalResult]:
+        """Loss and accuracy for each of several context tensors (``[n, *ctx.shape]``)."""
+        feats = self.learner.text_features_for(contexts, chunk=self.chunk)
+        return [self._evaluate(f) for f in feats]
+
+    @torch.no_grad()
+    def score(self, templates: Sequence[str]) -> list[TemplateScore]:
+        """Score each template as loaded (batched) and, if ``raw``, as the hard prompt it is."""
+        fitted: list[tuple[int, list[int], LoadReport]] = []
+        out: list[TemplateScore | None] = [None] * len(templates)
+        for i, template in enumerate(templates):
+            try:
+                ids, report = self.learner.fit_text(template)
+            except ValueError as exc:
+                out[i] = TemplateScore(template, None, None, None, None, None, None, error=str(exc))
+                continue
+            fitted.append((i, ids, report))
+        if fitted:
+            ctx = torch.stack([self.learner.context_from_ids(ids) for _, ids, _ in fitted])
+            loaded_results = self.contexts(ctx)
+            for (i, ids, report), res in zip(fitted, loaded_results):
+                raw_loss = raw_acc = None
+                if self.raw:
+                    try:
+                        clip = self.learner.clip
+                        weights = F.normalize(clip.encode_templates([templates[i]], self.split.classnames), dim=-1)
+                        raw_res = self._evaluate(weights)
+                        raw_loss, raw_acc = raw_res.loss, raw_res.accuracy
+                    except ValueError as exc:  # e.g. too long for the text tower as a whole prompt
+                        log.warning("raw prompt %r could not be scored: %s", templates[i], exc)
+                out[i] = TemplateScore(templates[i], res.loss, res.accuracy, raw_loss, raw_acc,
+                                       self.learner.loaded_template(ids), report)
+        return [s for s in out if s is not None]
