@@ -57,8 +57,8 @@ def event_dicts(events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def step_series(records: Sequence[StepRecord]) -> dict[str, list[Any]]:
-    """Columns of the step records: ``step``, the four :data:`METRICS`, ``distance``, ``stage``, ``text``."""
-    columns = ("step", *METRICS, "distance", "stage", "text")
+    """Columns of the step records: ``step``, the four :data:`METRICS`, ``distance``, ``stage``, ``context_text``."""
+    columns = ("step", *METRICS, "distance", "stage", "context_text")
     return {c: [getattr(r, c) for r in records] for c in columns}
 
 

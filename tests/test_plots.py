@@ -12,7 +12,7 @@ from catalyst_nb.trajectory import StepRecord, Trajectory
 def _records(stages=(0, 0, 0, 1, 1, 2)):
     return Trajectory([
         StepRecord(step=i, loss=2.0 - 0.1 * i, accuracy=0.1 * i, grad_norm=1.0 + i, lr=0.002 / (i + 1), stage=s,
-                   text=f"t{i}")
+                   context_text=f"t{i}")
         for i, s in enumerate(stages)
     ])
 
@@ -50,7 +50,7 @@ def test_step_series_columns():
     s = plots.step_series(_records())
     assert s["step"] == [0, 1, 2, 3, 4, 5]
     assert s["loss"] == pytest.approx([2.0, 1.9, 1.8, 1.7, 1.6, 1.5])
-    assert s["stage"] == [0, 0, 0, 1, 1, 2] and s["text"][2] == "t2"
+    assert s["stage"] == [0, 0, 0, 1, 1, 2] and s["context_text"][2] == "t2"
     assert set(plots.METRICS) <= set(s)
 
 

@@ -37,7 +37,7 @@ def test_follows_steps_with_throttled_batched_redraws(tiny_native, train_feature
     assert view.redraws == 1 and list(view.figure.data[0].x) == []
     opt.run(5, progress=False)  # the clock stands still: queued, not drawn
     assert view.redraws == 1 and list(view.figure.data[0].x) == []
-    clock.now = 2.0
+    clock.now = 100.0
     opt.step()  # one redraw draws all six
     assert view.redraws == 2
     assert list(view.figure.data[0].x) == [0, 1, 2, 3, 4, 5]
@@ -56,6 +56,7 @@ def test_slider_shows_exact_top_k_from_snapshots(tiny_native, train_features):
     opt = _opt(tiny_native, train_features)
     view = TrajectoryInspector(opt, redraw_every=0.0, k=3)
     opt.run(4, progress=False)
+    view.flush()
     at1 = view.context_at(1)
     # the snapshot is the context right after step 1: its nearest tokens are the record's projection
     assert at1["exact"] and [s["tokens"][0] for s in at1["slots"]] == \

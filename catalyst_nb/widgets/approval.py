@@ -77,21 +77,21 @@ class RestartApproval:
             button = w.Button(description=f"Approve #{rank}", tooltip=f"restart from proposal {cand.id}",
                               button_style="success" if cand.id == a.recommended else "")
             editor.observe(lambda change, p=preview: setattr(p, "value", self._preview(change["new"])), names="value")
-            button.on_click(lambda _b, i=rank - 1: self.approve(i))
+            button.on_click(lambda _b, i=rank - 1: self._clicked(self.approve, i))
             self.editors.append(editor)
             self.previews.append(preview)
             self.approve_buttons.append(button)
             rows.append(w.VBox([w.HBox([w.HTML(f"<b>#{rank}</b>"), editor, button]), preview]))
         self.reject_button = w.Button(description="Reject all", button_style="warning",
                                       tooltip="keep the current context and continue")
-        self.reject_button.on_click(lambda _b: self.reject())
+        self.reject_button.on_click(lambda _b: self._clicked(self.reject))
         self.own_text = w.Textarea(placeholder="or write your own template, e.g. a photo of a {}.",
                                    layout=w.Layout(width="60%", height="2.6em"))
         self.own_preview = w.HTML()
         self.own_text.observe(lambda change: setattr(self.own_preview, "value", self._preview(change["new"])),
                               names="value")
         self.own_button = w.Button(description="Use my text", button_style="info")
-        self.own_button.on_click(lambda _b: self.suggest(self.own_text.value))
+        self.own_button.on_click(lambda _b: self._clicked(self.suggest, self.own_text.value))
         self.details = w.Accordion(children=[
             w.HTML(f"<pre>{_esc(a.meta_prompt)}</pre>"),
             w.HTML("".join(f"<pre>{_esc(r)}</pre>" for r in a.replies) or "<i>no replies</i>"),
@@ -180,10 +180,18 @@ class RestartApproval:
             raise ValueError(f"text={text!r} is empty")
         return self._act("suggest", lambda: self.optimizer.suggest(text.strip()), chosen=None, text=text.strip())
 
+    def _clicked(self, action: Any, *args: Any) -> None:
+        """A button press: errors the person can fix are shown in the panel (the Python twins raise them)."""
+        try:
+            action(*args)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            if "not done" not in self.result.value:
+                self.result.value = f"<div class='catalyst-error'>not done: {_esc(str(exc))}</div>"
+
     def _act(self, action: str, call: Any, *, chosen: str | None, text: str | None) -> Any:
         try:
             result = call()
-        except ValueError as exc:  # e.g. a template that cannot be loaded: the panel stays open
+        except (ValueError, KeyError) as exc:  # e.g. a template that cannot be loaded: the panel stays open
             self.result.value = f"<div class='catalyst-error'>not done: {_esc(str(exc))}</div>"
             raise
         self.outcome = {"action": action, "chosen": chosen, "text": text, "result": result}
@@ -193,17 +201,21 @@ class RestartApproval:
 
     def _outcome_html(self) -> str:
         assert self.outcome is not None
-        restart = next((e for e in reversed(tuple(getattr(self.optimizer, "events", ())))
-                        if getattr(e, "kind", None) == "restart" and e.round == self.awaiting.round), None)
-        if restart is not None:
-            data = restart.data
-            after = data.get("scoring_after") or {}
-            return (f"<div class='catalyst-outcome'><b>{_esc(self.outcome['action'])}</b>: restarted from "
-                    f"<code>{_esc(str(data.get('template')))}</code> (context holds "
-                    f"<code>{_esc(str(data.get('loaded')))}</code>; scoring accuracy "
-                    f"{_fmt(after.get('accuracy'), '.3f')})</div>")
-        return (f"<div class='catalyst-outcome'><b>{_esc(self.outcome['action'])}</b>: "
-                "no restart, the current context continues</div>")
+        decision = next((e for e in reversed(tuple(getattr(self.optimizer, "events", ())))
+                         if getattr(e, "kind", None) == "decision" and e.round == self.awaiting.round), None)
+        template = decision.data.get("template") if decision is not None else self.outcome["text"]
+        action = _esc(self.outcome["action"])
+        if template is None:
+            return (f"<div class='catalyst-outcome'><b>{action}</b>: no restart; "
+                    "the current context continues</div>")
+        loaded = ""
+        try:
+            loaded = " (context will hold " + " ".join(
+                f"<code>{_esc(str(t))}</code>" for t in self.optimizer.preview(template).tokens) + ")"
+        except ValueError:
+            pass
+        return (f"<div class='catalyst-outcome'><b>{action}</b>: the next step restarts from "
+                f"<code class='catalyst-chosen'>{_esc(template)}</code>{loaded}</div>")
 
     def _disable(self) -> None:
         for widget in (*self.editors, *self.approve_buttons, self.reject_button, self.own_text, self.own_button):

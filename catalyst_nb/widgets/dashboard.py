@@ -14,8 +14,10 @@ __all__ = ["Dashboard", "dashboard"]
 class Dashboard:
     """Composes :class:`TrajectoryInspector`, :class:`RestartApproval` and :class:`StageAccuracy`.
 
-    The approval slot is refreshed after every round event and by :meth:`refresh`: it holds a panel
-    while ``optimizer.awaiting`` is set and the last decided panel (disabled, with its outcome) after.
+    The approval slot holds a panel while ``optimizer.awaiting`` is set and the last decided panel
+    (disabled, with its outcome) after.  The optimizer starts waiting without emitting an event, so the
+    slot is refreshed after every notebook cell (an IPython ``post_run_cell`` callback, when running under
+    IPython), after every round event, and by :meth:`refresh`.
     """
 
     def __init__(self, optimizer: Any, **inspector_options: Any) -> None:
@@ -32,7 +34,26 @@ class Dashboard:
         self.widget = w.VBox(parts)
         self._handle = (optimizer.register_round_hook(lambda _opt, _event: self.refresh())
                         if hasattr(optimizer, "register_round_hook") else None)
+        self._ipython = _ipython()
+        if self._ipython is not None:
+            self._ipython.events.register("post_run_cell", self._after_cell)
         self.refresh()
+
+    def _after_cell(self, _result: Any) -> None:
+        self.refresh()
+        self.inspector.flush()
+
+    def close(self) -> None:
+        """Stop following the optimizer and the notebook's cells."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        if self._ipython is not None:
+            self._ipython.events.unregister("post_run_cell", self._after_cell)
+            self._ipython = None
+        self.inspector.detach()
+        if self.stages is not None:
+            self.stages.detach()
 
     def refresh(self) -> None:
         """Show a new approval panel if the optimizer waits for a decision this panel does not cover."""
@@ -46,6 +67,14 @@ class Dashboard:
 
         self.refresh()
         display(self.widget)
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return None
+    return get_ipython()
 
 
 def dashboard(optimizer: Any, **inspector_options: Any) -> Dashboard:
