@@ -94,3 +94,29 @@ def test_a_widget_button_clicked_in_the_browser_reaches_the_kernel(lab_page, tmp
     assert lab.errors() == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lab.page.screenshot(path=str(ARTIFACTS / "browser_widget_click.png"), full_page=True)
+
+
+def test_human_in_the_loop_notebook_approve_click_restarts_from_the_chosen_text(lab_page, tmp_path):
+    """02_human_in_the_loop: run to the panel, click Approve in the rendered panel, run the rest, and
+    check that the optimizer restarted from the text of the proposal that was clicked."""
+    folder = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    lab = lab_page(folder, "02_human_in_the_loop.ipynb")
+    panel = lab.cell_index("approval-panel")
+    lab.run_cells(0, panel + 1, timeout=600)
+    assert lab.errors() == []
+    cell = lab.cell(panel)
+    chosen = cell.locator("textarea").first.input_value()
+    assert "{}" in chosen
+    cell.get_by_role("button", name="Approve #1").click()
+    cell.get_by_text("the next step restarts from").wait_for()
+    assert cell.get_by_role("button", name="Approve #1").is_disabled(), "the panel disables itself"
+    lab.run_cells(panel + 1, lab.n_cells(), timeout=600)
+    assert lab.errors() == []
+    # the cell after the panel did not decide again: the click did
+    lab.cell(lab.cell_index("after-panel")).get_by_text(f"approve -> {chosen}").wait_for()
+    restarted = lab.cell(lab.cell_index("restarted"))
+    restarted.get_by_text(f"restarted from: {chosen}").wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    cell.scroll_into_view_if_needed()
+    lab.page.screenshot(path=str(ARTIFACTS / "02_human_in_the_loop_approved.png"), full_page=True)
