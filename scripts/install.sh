@@ -9,14 +9,19 @@ venv=${1:-.venv}
 mode=${2:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-if [ "$mode" = test ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+# Debian packages for the tests: the full Fashion-MNIST, and Chromium for the notebook end-to-end test
+# (Playwright drives this system browser by its path; no browser is ever downloaded at test time).
+apt_packages="dataset-fashion-mnist chromium fonts-liberation"
+missing=""
+for pkg in $apt_packages; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done
+if [ "$mode" = test ] && [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null
+    apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -q >/dev/null && sudo apt-get install -y -q dataset-fashion-mnist >/dev/null
+    sudo apt-get update -q >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
   else
-    echo "note: Debian package dataset-fashion-mnist not installed; tests that read full Fashion-MNIST will skip" >&2
+    echo "note: Debian packages not installed:$missing; tests that need them skip (or fail where required)" >&2
   fi
 fi
 
