@@ -92,26 +92,25 @@ def pool_positions(clip: ClipBackbone, token_ids: torch.Tensor) -> torch.Tensor:
 
 
 def _attention(
-    attn: nn.MultiheadAttention, h: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Causal multi-head attention of ``h`` ([batch, s, width]) over the cached keys/values and itself.
+    attn: nn.MultiheadAttention,
+    qkv: torch.Tensor,
+    cache: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Causal multi-head attention over the cached keys/values and the rows' own positions.
 
-    Returns the attention output and this call's own keys and values (``[batch, heads, s, head_dim]``).
-    The prefix keys are shared by the batch: the queries of all rows are folded into one matrix product
-    per head instead of expanding the prefix to every row.
+    ``qkv`` is ``[batch, s, 3, heads, head_dim]`` (padding rows may hold anything: under the causal mask
+    they are never attended to by a real position).  The prefix keys are shared by the batch: the
+    queries of all rows are folded into one matrix product per head instead of expanding the prefix to
+    every row.  Returns ``[batch, s, width]`` before the output projection.
     """
-    batch, s, width = h.shape
-    heads = attn.num_heads
-    dim = width // heads
-    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).view(batch, s, 3, heads, dim)
+    batch, s, _, heads, dim = qkv.shape
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [batch, heads, s, dim]
     q = q * dim**-0.5
     own = q @ k.transpose(-1, -2)  # [batch, heads, s, s]
-    causal = torch.ones(s, s, dtype=torch.bool, device=h.device).triu(1)
+    causal = torch.ones(s, s, dtype=torch.bool, device=qkv.device).triu(1)
     own = own.masked_fill(causal, float("-inf"))
     if cache is None:
-        probs = own.softmax(dim=-1)
-        out = probs @ v
+        out = own.softmax(dim=-1) @ v
     else:
         k_p, v_p = cache  # [heads, p, dim]
         p = k_p.shape[1]
@@ -121,21 +120,47 @@ def _attention(
         probs_past, probs_own = probs.split([p, s], dim=-1)
         from_past = probs_past.transpose(0, 1).reshape(heads, batch * s, p) @ v_p
         out = probs_own @ v + from_past.view(heads, batch, s, dim).transpose(0, 1)
-    out = out.transpose(1, 2).reshape(batch, s, width)
-    return F.linear(out, attn.out_proj.weight, attn.out_proj.bias), k, v
+    return out.transpose(1, 2).reshape(batch, s, heads * dim)
 
 
 def _run_blocks(
-    model: nn.Module, x: torch.Tensor, cache: PrefixCache | None
+    model: nn.Module,
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    shape: tuple[int, int],
+    cache: PrefixCache | None,
+    keep: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """The text blocks on a *packed* residual stream.
+
+    ``x`` is ``[n_real, width]``: only the real positions of a ``[batch, s]`` layout, whose flat indices
+    are ``rows``.  Everything but attention works per position, so padding after each prompt's pooled
+    token (which under the causal mask cannot change it) costs nothing there; attention alone scatters
+    its queries, keys and values into the padded layout.  With ``keep`` (packed indices of the pooled
+    tokens) the last block finishes only those positions: nothing reads the others' last outputs.
+    Returns the packed output (only ``keep``'s rows with it) and each layer's keys and values
+    (``[batch, heads, s, head_dim]``, for caching a prefix).
+    """
+    batch, s = shape
     keys, values = [], []
-    for i, block in enumerate(model.transformer.resblocks):
+    blocks = model.transformer.resblocks
+    for i, block in enumerate(blocks):
+        attn = block.attn
+        heads = attn.num_heads
+        qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        if rows.numel() != batch * s:
+            qkv = qkv.new_zeros(batch * s, qkv.shape[-1]).index_copy(0, rows, qkv)
+        qkv = qkv.view(batch, s, 3, heads, -1)
         layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-        a, k, v = _attention(block.attn, block.ln_1(x), layer_cache)
-        x = x + block.ls_1(a)
+        a = _attention(attn, qkv, layer_cache).reshape(batch * s, -1)
+        if rows.numel() != batch * s:
+            a = a.index_select(0, rows)
+        if keep is not None and i == len(blocks) - 1:
+            x, a = x.index_select(0, keep), a.index_select(0, keep)
+        x = x + block.ls_1(F.linear(a, attn.out_proj.weight, attn.out_proj.bias))
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
-        keys.append(k)
-        values.append(v)
+        keys.append(qkv[:, :, 1].transpose(1, 2))
+        values.append(qkv[:, :, 2].transpose(1, 2))
     return x, keys, values
 
 
@@ -156,8 +181,8 @@ def encode_prefix(clip: ClipBackbone, embeddings: torch.Tensor) -> PrefixCache:
     model = clip.model
     p = embeddings.shape[0]
     cast = model.transformer.get_cast_dtype()
-    x = (embeddings.to(cast) + model.positional_embedding[:p].to(cast)).unsqueeze(0)
-    _, keys, values = _run_blocks(model, x, None)
+    x = embeddings.to(cast) + model.positional_embedding[:p].to(cast)
+    _, keys, values = _run_blocks(model, x, torch.arange(p, device=x.device), (1, p), None)
     return PrefixCache(tuple(k[0] for k in keys), tuple(v[0] for v in values), p)
 
 
@@ -183,9 +208,14 @@ def encode_suffix(
         raise ValueError(f"pool_index must hold {batch} positions in [0, {s}), got {pool_index.tolist()[:8]}")
     cast = model.transformer.get_cast_dtype()
     x = embeddings.to(cast) + model.positional_embedding[p : p + s].to(cast)
-    x, _, _ = _run_blocks(model, x, cache)
+    pool_index = pool_index.to(x.device)
+    # Positions after a row's pooled token cannot change it (causal mask): they are not computed.
+    real = torch.arange(s, device=x.device).unsqueeze(0) <= pool_index.unsqueeze(1)
+    rows = real.flatten().nonzero().squeeze(1)
+    pooled_at = (pool_index + 1).cumsum(0) - 1  # each row's pooled token in the packed order
+    x = x.reshape(batch * s, -1).index_select(0, rows)
+    x, _, _ = _run_blocks(model, x, rows, (batch, s), cache, keep=pooled_at)
     x = model.ln_final(x)
-    x = x[torch.arange(batch, device=x.device), pool_index.to(x.device)]
     if model.text_projection is not None:
         x = model.text_projection(x) if isinstance(model.text_projection, nn.Linear) else x @ model.text_projection
     return x
