@@ -19,5 +19,5 @@ test: $(VENV)/.installed-test
 	HF_HUB_OFFLINE=1 CATALYST_REQUIRE_LLM=1 $(PY) -m pytest -q
 
 benchmarks: $(VENV)/.installed-test
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/step_time.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/speed.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/embedded_model.py

@@ -277,8 +277,12 @@ class Cell:
     skipped: bool = False
 
 
-def run_methods(methods: dict[str, type], problem: Problem, *, steps: int, precision: str, model: str) -> list[Cell]:
+def run_methods(
+    methods: dict[str, type], problem: Problem, *, steps: int, precision: str, model: str, budget_s: float
+) -> list[Cell]:
     """First step of each method alone (its peak memory and loss), then the timed steps interleaved.
+
+    Timed rounds stop early, after at least one, once they have taken ``budget_s`` seconds together.
 
     Interleaving (one step of each method per round) lets a change in the machine's load hit all
     methods alike, so the ratios stay fair on a shared machine.  The first steps run in the order given,
@@ -295,7 +299,10 @@ def run_methods(methods: dict[str, type], problem: Problem, *, steps: int, preci
         cell.peak_gb, cell.before_gb, cell.note = mem.peak_gb, mem.before_gb, runner.note
         runners[label], cells[label] = runner, cell
     times: dict[str, list[float]] = {label: [] for label in methods}
-    for _ in range(steps):
+    started = time.perf_counter()
+    for round_ in range(steps):
+        if round_ and time.perf_counter() - started > budget_s:
+            break
         for label, runner in runners.items():
             sync(device)
             start = time.perf_counter()
@@ -330,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", default="10,100,1000", help="comma list of class counts")
     parser.add_argument("--methods", default="ours,floor,coop", help="comma list of: ours, floor, coop")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per cell, after one untimed first step")
+    parser.add_argument("--cell-budget-s", type=float, default=60.0,
+                        help="stop a cell's timed rounds (after the first) once they took this long")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -338,8 +347,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip cells whose extrapolated memory exceeds this (default: 70%% of available)")
     parser.add_argument("--llm-call-s", type=float, default=1.0,
                         help="time of one LLM call, for the round-cost line (README: about 0.7-1.1 s warm)")
+    parser.add_argument("--scoring", default="embedded:10,100",
+                        help="where to time template scoring: models:classes, e.g. 'vit,embedded:10,100,1000'")
     parser.add_argument("--quick", action="store_true", help="10 and 100 classes, one timed step")
     args = parser.parse_args(argv)
+    scoring_models, _, scoring_classes = args.scoring.partition(":")
+    args.scoring_models = {m.strip() for m in scoring_models.split(",") if m.strip()}
+    args.scoring_classes = {int(c) for c in scoring_classes.split(",") if c.strip()}
     if args.quick:
         args.classes, args.steps = "10,100", 1
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -362,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"device {device} ({args.precision}), torch {torch.__version__}, {threads} threads, "
           f"load average {load:.2f} at start; batch {args.batch}, n_ctx {N_CTX}, {1 + args.steps} steps per cell "
-          f"(median of the last {args.steps}); memory = {'peak CUDA allocated' if device.type == 'cuda' else 'process peak RSS'}")
+          f"(median of up to {args.steps} timed, interleaved; first untimed); memory = {'peak CUDA allocated' if device.type == 'cuda' else 'process peak RSS'}")
     sys.stdout.flush()
 
     cells: list[Cell] = []
@@ -388,13 +402,16 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{n_classes:>6} {method:<6} {cell.note}")
                         continue
                 todo[method] = method_cls[method]
-            for cell in run_methods(todo, problem, steps=args.steps, precision=args.precision, model=key):
+            cell_runs = run_methods(todo, problem, steps=args.steps, precision=args.precision, model=key,
+                                    budget_s=args.cell_budget_s)
+            for cell in cell_runs:
                 cells.append(cell)
                 prev[cell.method] = cell
-                print(f"{n_classes:>6} {cell.method:<6} {fmt(cell.seconds):>8} s/step  peak {fmt(cell.peak_gb, 2)} GB "
+                print(f"{n_classes:>6} {cell.method:<6} {fmt(cell.seconds):>8} s/step x{len(cell.losses) - 1}  peak {fmt(cell.peak_gb, 2)} GB "
                       f"(before {fmt(cell.before_gb, 2)})  first loss {cell.losses[0]:.5f}  {cell.note}")
             sys.stdout.flush()
-            scoring.append((key, n_classes, scoring_seconds(clip, problem.classnames)))
+            if key in args.scoring_models and n_classes in args.scoring_classes:
+                scoring.append((key, n_classes, scoring_seconds(clip, problem.classnames)))
             del problem
         del clip
         gc.collect()
@@ -413,7 +430,7 @@ def print_table(cells: list[Cell], scoring, methods: list[str], args) -> None:
     by = {(c.model, c.n_classes, c.method): c for c in cells}
     keys = sorted({(c.model, c.n_classes) for c in cells}, key=lambda k: (list(MODELS).index(k[0]), k[1]))
     print("\n| model | classes | " + " | ".join(f"{m} s/step" for m in methods) + " | "
-          + " | ".join(f"{m} peak GB" for m in methods) + " | CoOp/ours | floor/ours | first-step loss spread |")
+          + " | ".join(f"{m} peak GB" for m in methods) + " | CoOp/ours | floor/ours | loss spread: first step / all steps |")
     print("|" + "---|" * (4 + 2 * len(methods) + 1))
     for model, n in keys:
         row = [by.get((model, n, m)) for m in methods]
@@ -426,8 +443,13 @@ def print_table(cells: list[Cell], scoring, methods: list[str], args) -> None:
                 return "-"
             return f"{a.seconds / ours.seconds:.1f}x"
 
-        firsts = [c.losses[0] for c in row if c and c.losses]
-        spread = f"{max(firsts) - min(firsts):.1e}" if len(firsts) > 1 else "-"
+        ran = [c.losses for c in row if c and c.losses]
+        common = min((len(l) for l in ran), default=0)
+        spread = "-"
+        if len(ran) > 1:
+            first = max(l[0] for l in ran) - min(l[0] for l in ran)
+            every = max(max(l[i] for l in ran) - min(l[i] for l in ran) for i in range(common))
+            spread = f"{first:.1e} / {every:.1e}"
         print(f"| {MODELS[model][0]} | {n} | " + " | ".join(secs) + " | " + " | ".join(mems)
               + f" | {ratio(coop)} | {ratio(floor)} | {spread} |")
     if scoring:
