@@ -20,5 +20,5 @@ test: $(VENV)/.installed-test
 		$(PY) -m pytest -q tests --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 benchmarks: $(VENV)/.installed-test
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/step_time.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/speed.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/embedded_model.py

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from catalyst_nb.devices import resolve_device
-from catalyst_nb.templates import fill_template
 from catalyst_nb.tokens import TokenizerAdapter
 
 __all__ = [
@@ -141,29 +140,27 @@ class ClipBackbone:
         """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
 
         A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
-        Returns a ``[len(classnames), embed_dim]`` tensor.
+        Returns a ``[len(classnames), embed_dim]`` tensor.  All prompts are encoded in one batched pass
+        (:func:`catalyst_nb.template_scoring.encode_template_batch`, which also gives them per template).
 
         Raises:
             ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
                 would cut it silently (losing the end marker the tower pools at), which scores near chance.
         """
+        from catalyst_nb.template_scoring import encode_template_batch  # it builds on this module
+
         if not templates:
             raise ValueError("encode_templates needs at least one template")
-        per_template = []
         limit = self.tokenizer.context_length
         for template in templates:
-            texts = [fill_template(template, name) for name in classnames]
-            for name, text in zip(classnames, texts):
-                needed = len(self.tokenizer.encode(text)) + 2  # with the start and end markers
+            for name in classnames:
+                needed = len(self.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
                 if needed > limit:
                     raise ValueError(
                         f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
                         f"text tower's context length {limit}; shorten the template or the class name"
                     )
-            with _autocast(self.device):
-                feats = self.encode_text_tokens(self.tokenizer(texts))
-            per_template.append(F.normalize(feats.float(), dim=-1))
-        return F.normalize(torch.stack(per_template).mean(0), dim=-1)
+        return F.normalize(encode_template_batch(self, templates, classnames).mean(0), dim=-1)
 
 
 def _autocast(device: torch.device):
