@@ -154,8 +154,6 @@ def run_tune(args) -> dict:
     if args.overwrite:  # asked for: the old run goes before the new one writes anything
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-    if not args.resume:
-        atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     torch.manual_seed(args.seed)  # random-weight models (smoke runs) are then the same on every run
     clip = load_clip(args.model, pretrained, device=args.device)
@@ -172,6 +170,8 @@ def run_tune(args) -> dict:
     state_path = out / "state.pt"
     if args.resume:
         opt.load_state_dict(load_state(state_path))
+    else:  # written once everything is set up, so a run that fails to start leaves the folder empty
+        atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     started = time.perf_counter()
     save_every = max(1, opt.config.total_steps // 10)
     try:
