@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["StepRecord", "Trajectory"], "catalyst_nb.trajectory"),
     **dict.fromkeys(["PLACEHOLDER", "TemplateError", "check_template", "fill_template"], "catalyst_nb.templates"),
     **dict.fromkeys(["Candidate", "Source", "Status"], "catalyst_nb.candidates"),
+    **dict.fromkeys(["smoke_budget", "smoke_mode"], "catalyst_nb.smoke"),
     **dict.fromkeys(
         ["Budget", "BudgetExceeded", "LLMError", "LocalLLMServer", "MeteredClient", "OpenAIChatClient",
          "OpenAICompletionClient", "RecordingClient", "ReplayMiss", "ReplayingClient", "ScoredTemplate",

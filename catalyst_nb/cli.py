@@ -1,4 +1,4 @@
-"""Headless runs of the same objects the notebooks drive: ``catalyst-nb tune`` (or ``python -m catalyst_nb``).
+"""Headless runs of the same objects the notebooks drive: ``catalyst-nb run|tune|serve-llm`` (or ``python -m catalyst_nb``).
 
 The default run needs nothing from the network: the embedded model and the Fashion-MNIST subset that ship
 inside the package.  With ``--model ViT-B-16 --pretrained openai --data-root ...`` the same code runs on
@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--coop-schedule", action="store_true",
                       help="CoOp's exact schedule: learning rate stepped once per epoch, last partial batch dropped")
     tune.add_argument("--no-progress", action="store_true")
+    from catalyst_nb.runs.cli import add_run_parser
+
+    add_run_parser(sub)
+    serve = sub.add_parser("serve-llm", help="serve the embedded local LLM (OpenAI-compatible) until Ctrl-C",
+                           add_help=False)
+    serve.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of the server command (--help)")
     return parser
 
 
@@ -197,8 +203,17 @@ def run_tune(args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "run":
+        from catalyst_nb.runs.cli import run_command
+
+        return run_command(args, parser)
+    if args.command == "serve-llm":
+        from catalyst_nb.llm.server import main as serve_main
+
+        return serve_main(args.server_args)
     if args.command == "tune":
         from catalyst_nb.state_io import StateFileError
 

@@ -23,8 +23,9 @@ from torch import nn
 
 import torch.nn.functional as F
 
-from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings
+from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings, real_prompt_length
 from catalyst_nb.projection import NearestTokens, nearest_tokens
+from catalyst_nb.shared_prefix import PrefixCache, encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 
 __all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning"]
 
@@ -110,6 +111,12 @@ class PromptLearner(nn.Module):
         init_std: standard deviation of the random init (CoOp: 0.02).
         seed: seed for the random init (independent of the global RNG).
         filler: the token used to pad a template shorter than ``n_ctx`` in :meth:`load_text`.
+        shared_prefix: encode the start marker and a shared context once for all classes where that is
+            exact (see :mod:`catalyst_nb.shared_prefix`); ``False`` forces the plain pass.
+
+    Attributes:
+        text_path: ``"shared-prefix"`` or ``"plain"``, the pass :meth:`text_features` uses.
+        text_path_reason: why the plain pass is used (``None`` on the shared-prefix path).
     """
 
     def __init__(
@@ -124,6 +131,7 @@ class PromptLearner(nn.Module):
         init_std: float = 0.02,
         seed: int = 0,
         filler: str = _PLACEHOLDER,
+        shared_prefix: bool = True,
     ) -> None:
         super().__init__()
         classnames = [str(c).strip() for c in classnames]
@@ -179,6 +187,10 @@ class PromptLearner(nn.Module):
                     f"ctx_init {ctx_init!r} has more tokens than n_ctx={self.n_ctx}; dropped {list(report.dropped)} "
                     "(those farthest from the class name)", TokenizationWarning, stacklevel=2,
                 )
+        self.text_path_reason = self._shared_prefix_blocker(shared_prefix)
+        self.text_path = "plain" if self.text_path_reason else "shared-prefix"
+        if self.text_path_reason:
+            log.info("text features use the plain pass: %s", self.text_path_reason)
 
     # ----------------------------------------------------------------------------------- layout
 
@@ -238,9 +250,58 @@ class PromptLearner(nn.Module):
         out[rows, self.ctx_positions] = ctx
         return out
 
-    def text_features(self) -> torch.Tensor:
-        """Normalized text features of every class prompt, ``[n_classes, embed_dim]`` (differentiable)."""
-        return F.normalize(encode_text_from_embeddings(self.clip, self(), self.token_ids).float(), dim=-1)
+    def _shared_prefix_blocker(self, wanted: bool) -> str | None:
+        if not wanted:
+            return "the shared-prefix pass was switched off"
+        if self.class_specific:
+            return "class-specific context: no two classes share their context"
+        if self.class_token_position != "end":
+            return f"class name at the {self.class_token_position}: the classes differ before the context ends"
+        return shared_prefix_blocker(self.clip)
+
+    @property
+    def prefix_length(self) -> int:
+        """Positions shared by every prompt on the shared-prefix path: the start marker and the context."""
+        return 1 + self.n_ctx
+
+    def encode_prefix(self) -> PrefixCache:
+        """The start marker and the shared context through the text tower once (differentiable)."""
+        if self.text_path != "shared-prefix":
+            raise ValueError(f"no shared prefix for this learner: {self.text_path_reason}")
+        start = self.base_embeddings[0, :1].to(self.ctx.dtype)
+        return encode_prefix(self.clip, torch.cat([start, self.ctx], dim=0))
+
+    def _rows(self, classes: torch.Tensor | slice | None) -> torch.Tensor:
+        all_rows = torch.arange(len(self.classnames), device=self.token_ids.device)
+        return all_rows if classes is None else all_rows[classes]
+
+    def text_features(
+        self, classes: torch.Tensor | slice | None = None, *, prefix: PrefixCache | None = None
+    ) -> torch.Tensor:
+        """Normalized text features of the class prompts, ``[n_selected, embed_dim]`` (differentiable).
+
+        Args:
+            classes: which classes (an index tensor or a slice); all of them by default.
+            prefix: on the shared-prefix path, a cache from :meth:`encode_prefix` to reuse (e.g. its
+                :meth:`~catalyst_nb.shared_prefix.PrefixCache.detached` copy when encoding in chunks).
+        """
+        rows = self._rows(classes)
+        ids = self.token_ids[rows]
+        if self.text_path == "plain":
+            if prefix is not None:
+                raise ValueError(f"a prefix cache was given but this learner uses the plain pass: {self.text_path_reason}")
+            n_cls = len(rows)
+            ctx = self.ctx[rows] if self.class_specific else self.ctx.unsqueeze(0).expand(n_cls, -1, -1)
+            emb = self.base_embeddings[rows].to(ctx.dtype).clone()
+            slots = self.ctx_positions[rows]
+            emb[torch.arange(n_cls, device=emb.device).unsqueeze(1).expand_as(slots), slots] = ctx
+            return F.normalize(encode_text_from_embeddings(self.clip, emb, ids).float(), dim=-1)
+        p = self.prefix_length
+        n = real_prompt_length(self.clip, ids)
+        cache = self.encode_prefix() if prefix is None else prefix
+        suffix = self.base_embeddings[rows, p:n].to(self.ctx.dtype)
+        pool = pool_positions(self.clip, ids[:, :n]) - p
+        return F.normalize(encode_suffix(self.clip, cache, suffix, pool).float(), dim=-1)
 
     @torch.no_grad()
     def text_features_for(self, contexts: torch.Tensor, *, chunk: int = 8) -> torch.Tensor:
@@ -333,6 +394,28 @@ class PromptLearner(nn.Module):
         table = self.clip.token_embedding.weight.detach()
         vectors = table[torch.tensor(list(slot_ids), device=table.device)].to(self.ctx.dtype).to(self.ctx.device)
         return vectors.unsqueeze(0).expand_as(self.ctx).clone() if self.class_specific else vectors
+
+    def strip_fillers(self, template: str) -> str:
+        """``template`` without the filler words on the padded side, when that loads the same context.
+
+        A projection of a context that was padded (``"x x x x a photo of a {}."``) reads better, to a
+        person and to an LLM, without the fillers; since :meth:`load_text` pads that side with the same
+        filler, both spellings load identical contexts.  Only the class-at-end and class-in-front layouts
+        pad a single side; the middle layout is returned unchanged.
+        """
+        word = self.clip.tokenizer.decode([self._filler_id]).strip()
+        if not word or self.class_token_position == "middle" or "{}" not in template:
+            return template
+        before, _, after = template.partition("{}")
+        if self.class_token_position == "end":
+            words = before.split()
+            while words and words[0] == word:
+                words.pop(0)
+            return (" ".join(words) + " {}" + after).strip() if words else "{}" + after
+        words = after.rstrip(".").split()
+        while words and words[-1] == word:
+            words.pop()
+        return (before + "{} " + " ".join(words)).rstrip() + ("." if after.endswith(".") else "")
 
     def loaded_template(self, slot_ids: Sequence[int]) -> str:
         """The template a context of exactly these tokens reads as (fillers shown as the filler token)."""

@@ -108,6 +108,18 @@ def test_bad_classnames_and_templates(tiny_clip):
         learner.load_text("   ")
 
 
+def test_strip_fillers_loads_the_same_context(tiny_clip):
+    from catalyst_nb.data import FASHION_MNIST_CLASSNAMES
+
+    for position in ("end", "front"):
+        learner = PromptLearner(tiny_clip, FASHION_MNIST_CLASSNAMES[:3], n_ctx=6, class_token_position=position,
+                                ctx_init="a photo of a")
+        template = learner.to_text().template
+        stripped = learner.strip_fillers(template)
+        assert len(stripped.split()) < len(template.split())  # the fillers are gone
+        assert learner.fit_text(stripped)[0] == learner.fit_text(template)[0]
+
+
 def test_single_class_is_refused(tiny_clip):
     with pytest.raises(ValueError, match="at least two classes"):
         PromptLearner(tiny_clip, ["dog"])

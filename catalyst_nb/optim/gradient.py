@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
+from catalyst_nb.optim.chunked_loss import auto_class_chunk, text_cross_entropy
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.trajectory import StepRecord, Trajectory
 
@@ -78,6 +78,10 @@ class GradientConfig:
     short run never fails on a value its user did not set.  ``schedule`` is ``"step"`` (the rate follows
     the step) or ``"epoch"`` (CoOp's: the rate changes once per epoch); ``drop_last`` skips the last
     partial batch of each epoch as CoOp does (see the module docstring for the difference).
+
+    ``class_chunk`` is how many class prompts one text-tower pass encodes with autograd; 0 chooses it
+    from ``text_memory_mb``, the memory allowed for their activations (see
+    :mod:`catalyst_nb.optim.chunked_loss`: fewer classes per chunk, same gradient).
     """
 
     lr: float = 0.002
@@ -93,6 +97,8 @@ class GradientConfig:
     precision: str = "auto"
     schedule: str = "step"
     drop_last: bool = False
+    class_chunk: int = 0
+    text_memory_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         if self.warmup_steps is None and isinstance(self.total_steps, int):
@@ -114,6 +120,8 @@ class GradientConfig:
             "precision": self.precision in ("auto", "fp32", "bf16"),
             "schedule": self.schedule in ("step", "epoch"),
             "drop_last": isinstance(self.drop_last, bool),
+            "class_chunk": self.class_chunk >= 0,
+            "text_memory_mb": self.text_memory_mb > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -259,6 +267,14 @@ class GradientPromptOptimizer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def class_chunk(self) -> int:
+        """Classes per text-tower pass with autograd (``config.class_chunk``, or chosen from the budget)."""
+        if self.config.class_chunk:
+            return self.config.class_chunk
+        element_bytes = 4 if isinstance(self._autocast(), contextlib.nullcontext) else 2
+        return auto_class_chunk(self.learner, memory_mb=self.config.text_memory_mb, element_bytes=element_bytes)
+
     def step(self) -> StepRecord:
         """One SGD update on one minibatch; returns the record (also appended to ``trajectory``).
 
@@ -277,17 +293,16 @@ class GradientPromptOptimizer:
         lr = self.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            text = self.learner.text_features()
-        logits = self._logit_scale * feats.float() @ text.float().T
-        loss = F.cross_entropy(logits, labels)
-        loss_value = float(loss.detach())
+        computed = text_cross_entropy(self.learner, feats, labels, logit_scale=self._logit_scale,
+                                      class_chunk=self.class_chunk, autocast=self._autocast)
+        logits = computed.logits
+        loss_value = float(computed.loss)
         if not math.isfinite(loss_value):
             self._gen.set_state(gen_state)
             self._perm, self._pos = perm, pos
             raise NonFiniteLossError(self._step, loss_value)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        computed.backward()
         grad_norm = float(self.learner.ctx.grad.detach().norm())
         ctx_before = self.learner.ctx.detach().clone()
         momentum_before = {k: v.clone() if torch.is_tensor(v) else v
