@@ -32,6 +32,7 @@ from torch import nn
 from catalyst_nb.defaults import EMBEDDED_MODEL, EMBEDDED_TAG
 from catalyst_nb.devices import resolve_device
 from catalyst_nb.tokens import TokenizerAdapter
+from catalyst_nb.templates import fill_template
 
 __all__ = [
     "ClipBackbone",
