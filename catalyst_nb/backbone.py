@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from catalyst_nb.defaults import EMBEDDED_MODEL, EMBEDDED_TAG
 from catalyst_nb.devices import resolve_device
 from catalyst_nb.tokens import TokenizerAdapter
 from catalyst_nb.templates import fill_template
@@ -49,10 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The offline default: a small CLIP with a frozen pretrained MiniLM text tower (see ``catalyst_nb/models``).
-EMBEDDED_MODEL = "catalyst-fmnist"
-#: Tag of the weights that ship inside the package for package models.
-EMBEDDED_TAG = "embedded"
 
 _MODELS_DIR = "models"
 _PACKAGE_PREFIX = "package:"
