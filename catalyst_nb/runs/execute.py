@@ -62,6 +62,9 @@ def execute(
         folder = RunFolder.create(run_dir, config, overwrite=overwrite)
 
     from catalyst_nb.runs.setup import build_context, fingerprint, open_llm_client
+    from catalyst_nb.threads import configure_torch_threads
+
+    configure_torch_threads()  # the CPUs this process may use (CATALYST_NB_THREADS overrides)
 
     ctx = build_context(config, progress=progress)
     if resume:

@@ -93,9 +93,12 @@ class _LazyLocalServer:
         if self._client is None:
             from catalyst_nb.llm.launcher import LocalLLMServer
 
-            self._server = LocalLLMServer()
+            from catalyst_nb.threads import configure_torch_threads
+
+            self._server = LocalLLMServer(n_threads=1)
             self._server.start()
             self._client = self._server.completion_client()
+            configure_torch_threads(llm_server=self._server)  # leave the server its core
         return self._client.complete(request)
 
     def close(self) -> None:
