@@ -158,7 +158,9 @@ def run_tune(args) -> dict:
     from catalyst_nb.optim import GradientPromptOptimizer
     from catalyst_nb.prompt_learner import PromptLearner
     from catalyst_nb.state_io import atomic_write_text, load_state, save_state
+    from catalyst_nb.threads import configure_torch_threads
 
+    configure_torch_threads()  # the CPUs this process may use, not the machine's (CATALYST_NB_THREADS overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.overwrite:  # asked for: the old run goes before the new one writes anything
