@@ -155,7 +155,7 @@ def run_tune(args) -> dict:
     from catalyst_nb.backbone import load_clip
     from catalyst_nb.evaluation import evaluate_templates
     from catalyst_nb.features import extract_features
-    from catalyst_nb.optim import GradientPromptOptimizer
+    from catalyst_nb.optim import GradientPromptOptimizer, ProgressBar
     from catalyst_nb.prompt_learner import PromptLearner
     from catalyst_nb.state_io import atomic_write_text, load_state, save_state
     from catalyst_nb.threads import configure_torch_threads
@@ -186,11 +186,16 @@ def run_tune(args) -> dict:
         atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     started = time.perf_counter()
     save_every = max(1, opt.config.total_steps // 10)
+    bar = ProgressBar(opt.config.total_steps, initial=opt.step_count) if progress else None
+    handle = opt.register_step_hook(bar) if bar is not None else None  # one bar for the whole run
     try:
         while opt.step_count < opt.config.total_steps:
-            opt.run(min(save_every, opt.config.total_steps - opt.step_count), progress=progress)
+            opt.run(min(save_every, opt.config.total_steps - opt.step_count), progress=False)
             save_state(state_path, opt.state_dict())  # a crash loses at most one chunk of steps
     finally:
+        if handle is not None:
+            handle.remove()
+            bar.close()
         opt.trajectory.save(out / "trajectory.jsonl")
     tuned = opt.evaluate(test_f)
     summary = {
