@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from catalyst_nb.defaults import EMBEDDED_MODEL, EMBEDDED_TAG
 from catalyst_nb.devices import resolve_device
-from catalyst_nb.templates import fill_template
 from catalyst_nb.tokens import TokenizerAdapter
+from catalyst_nb.templates import fill_template
 
 __all__ = [
     "ClipBackbone",
@@ -42,16 +43,13 @@ __all__ = [
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
     "list_package_models",
+    "context_length_of",
     "load_clip",
     "real_prompt_length",
 ]
 
 log = logging.getLogger(__name__)
 
-#: The offline default: a small CLIP with a frozen pretrained MiniLM text tower (see ``catalyst_nb/models``).
-EMBEDDED_MODEL = "catalyst-fmnist"
-#: Tag of the weights that ship inside the package for package models.
-EMBEDDED_TAG = "embedded"
 
 _MODELS_DIR = "models"
 _PACKAGE_PREFIX = "package:"
@@ -90,10 +88,11 @@ class ClipBackbone:
     device: torch.device
     text_kind: str
 
-    @property
+    @cached_property
     def embed_dim(self) -> int:
-        """Width of the joint image-text space."""
-        return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
+        """Width of the joint image-text space (found once, by encoding one token, then kept)."""
+        with torch.no_grad():
+            return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
 
     @property
     def token_embedding(self) -> nn.Embedding:
@@ -134,23 +133,6 @@ class ClipBackbone:
         """``model.encode_text`` on token ids (not normalized): the reference for hard prompts."""
         return self.model.encode_text(token_ids.to(self.device))
 
-    @torch.no_grad()
-    def encode_templates(self, templates: Sequence[str], classnames: Sequence[str]) -> torch.Tensor:
-        """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
-
-        A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
-        Returns a ``[len(classnames), embed_dim]`` tensor.
-        """
-        if not templates:
-            raise ValueError("encode_templates needs at least one template")
-        per_template = []
-        for template in templates:
-            texts = [fill_template(template, name) for name in classnames]
-            with _autocast(self.device):
-                feats = self.encode_text_tokens(self.tokenizer(texts))
-            per_template.append(F.normalize(feats.float(), dim=-1))
-        return F.normalize(torch.stack(per_template).mean(0), dim=-1)
-
 
 def _autocast(device: torch.device):
     """bfloat16 autocast on CUDA (faster, same accuracy for inference); a no-op on the CPU."""
@@ -185,6 +167,31 @@ def _resolve_package_path(value: str) -> str:
             f"pip install {module.replace('_', '-')}"
         ) from exc
     return str(root.joinpath(sub)) if sub else str(root)
+
+
+def context_length_of(name: str) -> int | None:
+    """The text tower's context length for a model name, read from its config without loading weights;
+    ``None`` when the name is unknown (loading it will then say why)."""
+    if name in list_package_models():
+        return int(_package_config(name)["text_cfg"].get("context_length", 77))
+    import open_clip
+
+    cfg = open_clip.get_model_config(name)
+    if not cfg:
+        return None
+    return int(cfg.get("text_cfg", {}).get("context_length", 77))
+
+
+_REGISTERED_CONFIG_DIRS: set[str] = set()
+
+
+def _register_package_configs(open_clip: Any) -> None:
+    """Tell open_clip about the package's model configs once per process (each call appends to its
+    global search list and rescans it)."""
+    folder = str(_package_file("configs"))
+    if folder not in _REGISTERED_CONFIG_DIRS:
+        open_clip.add_model_config(folder)
+        _REGISTERED_CONFIG_DIRS.add(folder)
 
 
 def _package_config(name: str) -> dict[str, Any]:
@@ -371,7 +378,7 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
                 "existing checkpoint file"
             )
         weights_path = Path(pretrained)
-    open_clip.add_model_config(_package_file("configs"))
+    _register_package_configs(open_clip)
     with _quiet_package_load(name):
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg

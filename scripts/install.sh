@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs catalyst_nb into a virtual environment on a fresh machine.
-#   scripts/install.sh VENV            the package (enough for the main job)
+#   scripts/install.sh VENV            the package and the local LLM (enough for the main job)
 #   scripts/install.sh VENV test       plus test tools, the local LLM server, Ray (sweeps) and the Debian data
 # torch and torchvision are pinned in one pip command: installing them separately, or letting another
 # package pull an unpinned torch, can swap a CPU build for a multi-GB CUDA one.
@@ -9,14 +9,19 @@ venv=${1:-.venv}
 mode=${2:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-if [ "$mode" = test ] && ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+# Debian packages for the tests: the full Fashion-MNIST, and Chromium for the notebook end-to-end test
+# (Playwright drives this system browser by its path; no browser is ever downloaded at test time).
+apt_packages="dataset-fashion-mnist chromium fonts-liberation"
+missing=""
+for pkg in $apt_packages; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done
+if [ "$mode" = test ] && [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null
+    apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -q >/dev/null && sudo apt-get install -y -q dataset-fashion-mnist >/dev/null
+    sudo apt-get update -q >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
   else
-    echo "note: Debian package dataset-fashion-mnist not installed; tests that read full Fashion-MNIST will skip" >&2
+    echo "note: Debian packages not installed:$missing; tests that need them skip (or fail where required)" >&2
   fi
 fi
 
@@ -28,5 +33,5 @@ if [ "$mode" = test ]; then
   # llama-cpp-python compiles llama.cpp (about 6-10 minutes on 2 cores); GGML_NATIVE=OFF keeps it portable.
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[dev,local-llm,ray]"
 else
-  "$py" -m pip install -q -e "$here"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[local-llm]"
 fi

@@ -110,7 +110,7 @@ class CatalystOptimizer:
             log.warning("scoring on the training features: candidate scores will favour what the context fits")
         self.gradient = GradientPromptOptimizer(learner, train, **dict(gradient or {}))
         self.learner = learner
-        steps_per_epoch = math.ceil(len(train) / self.gradient.config.batch_size)
+        steps_per_epoch = self.gradient.steps_per_epoch  # follows drop_last
         self.config: CatalystConfig = resolve_config(preset, {**config, "approval": approval}, steps_per_epoch=steps_per_epoch)
         self.preset = preset
         self.stage_steps = self.config.stage_length(self.gradient.config.total_steps)
