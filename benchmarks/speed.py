@@ -171,7 +171,21 @@ def sync(device: torch.device) -> None:
 # ------------------------------------------------------------------------------------------- the three steps
 
 
-class CoOpStep:
+class _SGDUpdate:
+    """The update every compared step ends with: zero the gradients, back-propagate, SGD, count."""
+
+    optimizer: torch.optim.Optimizer
+    steps: int
+
+    def _update(self, loss: torch.Tensor) -> float:
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        return float(loss.detach())
+
+
+class CoOpStep(_SGDUpdate):
     """CoOp's training step, as its trainer does it (image tower on the batch, full context length)."""
 
     def __init__(self, problem: Problem, precision: str):
@@ -217,15 +231,10 @@ class CoOpStep:
         image_features = F.normalize(image_features.float(), dim=-1)
         text_features = F.normalize(text_features.float(), dim=-1)
         logits = self.clip.logit_scale * image_features @ text_features.T
-        loss = F.cross_entropy(logits, self.problem.labels)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        self.steps += 1
-        return float(loss.detach())
+        return self._update(F.cross_entropy(logits, self.problem.labels))
 
 
-class FloorStep:
+class FloorStep(_SGDUpdate):
     """Text tower forward and backward on the real tokens only, over cached features (no tricks)."""
 
     def __init__(self, problem: Problem, precision: str):
@@ -243,12 +252,7 @@ class FloorStep:
         with autocast(self.problem.clip.device, self.precision):
             text = self.learner.text_features()
         logits = self.problem.clip.logit_scale * self.problem.features @ text.float().T
-        loss = F.cross_entropy(logits, self.problem.labels)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        self.steps += 1
-        return float(loss.detach())
+        return self._update(F.cross_entropy(logits, self.problem.labels))
 
 
 class OursStep:

@@ -11,8 +11,9 @@ The public names below are the whole API that notebooks and later layers use:
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from catalyst_nb.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -59,13 +60,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'catalyst_nb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_getattr("catalyst_nb", _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

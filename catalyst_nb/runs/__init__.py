@@ -5,8 +5,7 @@ does not import torch: a mistyped flag is reported in a fraction of a second.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from catalyst_nb.lazy import lazy_getattr
 
 _EXPORTS = {
     "METHODS": "catalyst_nb.runs.config", "RunConfig": "catalyst_nb.runs.config", "load_toml": "catalyst_nb.runs.config",
@@ -17,10 +16,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'catalyst_nb.runs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("catalyst_nb.runs", _EXPORTS, globals())
