@@ -13,12 +13,12 @@ $(VENV)/.installed-test: pyproject.toml scripts/install.sh
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
-	HF_HUB_OFFLINE=1 $(PY) -m catalyst_nb tune
+	HF_HUB_OFFLINE=1 $(PY) -m catalyst_nb run --compare coop --overwrite --out runs/demo
 
 test: $(VENV)/.installed-test
 	HF_HUB_OFFLINE=1 CATALYST_REQUIRE_LLM=1 CATALYST_REQUIRE_BROWSER=1 CATALYST_NB_SMOKE=1 \
 		$(PY) -m pytest -q tests --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 benchmarks: $(VENV)/.installed-test
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/step_time.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/speed.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/embedded_model.py

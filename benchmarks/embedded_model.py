@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--shots", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=50, help="CoOp epochs over the few-shot set")
-    parser.add_argument("--n-ctx", type=int, default=16, help="context length when --ctx-init is not given")
+    parser.add_argument("--n-ctx", type=int, default=16,
+                        help="context length when --ctx-init is not given (with it, the init text's token count)")
     parser.add_argument("--ctx-init", default="a photo of a",
                         help="initialise the context from this text ('' for n_ctx random vectors); the default "
                              "was chosen over random 16-vector contexts on the embedded val split")
@@ -204,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"test {pct(rows[chosen].accuracy).strip()}%\n")
 
     if not args.skip_coop:
-        prompt = f"ctx_init={args.ctx_init!r}" if args.ctx_init else f"n_ctx={args.n_ctx}"
+        # with ctx_init the context has as many slots as the init text has tokens, whatever --n-ctx says
+        n_ctx = len(clip.tokenizer.encode(args.ctx_init)) if args.ctx_init else args.n_ctx
+        prompt = f"ctx_init={args.ctx_init!r}, n_ctx={n_ctx}" if args.ctx_init else f"n_ctx={n_ctx}"
         print(f"3. {args.shots}-shot CoOp ({prompt}, {args.epochs} epochs, lr {args.lr}, seeds {args.seeds})")
         runs = [run_coop(clip, pool, test_feats, seed=s, args=args) for s in args.seeds]
         summary = summarize_seeds([r.accuracy for r in runs])
@@ -225,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"   {'CoOp seed ' + str(r.seed):<26} {pct(r.base)} {pct(r.new)} {pct(r.harmonic)}")
         print(f"   {'CoOp mean':<26} {pct(mb.mean)} {pct(mn.mean)} {pct(mh.mean)}")
         report["coop"] = {
-            "shots": args.shots, "epochs": args.epochs, "n_ctx": args.n_ctx, "ctx_init": args.ctx_init,
+            "shots": args.shots, "epochs": args.epochs, "n_ctx": n_ctx, "ctx_init": args.ctx_init,
             "lr": args.lr, "batch_size": args.batch_size, "views": args.views, "class_specific": args.csc,
             "runs": [asdict(r) for r in runs], "mean": summary.mean, "std": summary.std,
             "gain_over_best_probe": gain,

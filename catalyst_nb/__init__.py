@@ -72,12 +72,26 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from catalyst_nb.backbone import *  # noqa: F401,F403
-    from catalyst_nb.data import *  # noqa: F401,F403
-    from catalyst_nb.evaluation import *  # noqa: F401,F403
-    from catalyst_nb.features import *  # noqa: F401,F403
-    from catalyst_nb.llm import *  # noqa: F401,F403
-    from catalyst_nb.optim import *  # noqa: F401,F403
-    from catalyst_nb.prompt_learner import *  # noqa: F401,F403
-    from catalyst_nb.trajectory import *  # noqa: F401,F403
+if TYPE_CHECKING:  # static analysers and IDEs see exactly the names above (a test keeps the two in step)
+    from catalyst_nb.backbone import (EMBEDDED_MODEL, EMBEDDED_TAG, ClipBackbone, ModelNotFoundError,
+                                      WeightsIntegrityError, WeightsUnavailableError, encode_text_from_embeddings,
+                                      list_package_models, load_clip)
+    from catalyst_nb.candidates import Candidate, Source, Status
+    from catalyst_nb.data import (FASHION_MNIST_CLASSNAMES, CorruptDataError, CorruptImageError, DatasetNotFoundError,
+                                  ImageDataset, ImageNotFoundError, base_new_split, few_shot, load_coop_split,
+                                  load_embedded_fashion_mnist, load_fashion_mnist, load_image_folder, split_base_new)
+    from catalyst_nb.devices import resolve_device
+    from catalyst_nb.evaluation import (EvalResult, evaluate_classifier, evaluate_templates, harmonic_mean,
+                                        summarize_seeds)
+    from catalyst_nb.features import Augmentation, FeatureSet, extract_features
+    from catalyst_nb.llm import (Budget, BudgetExceeded, LLMError, LLMOptimizerConfig, LLMPromptOptimizer, LLMRound,
+                                 LocalLLMServer, MeteredClient, OpenAIChatClient, OpenAICompletionClient,
+                                 RecordingClient, ReplayingClient, ReplayMiss, ScoredTemplate, ScriptedClient,
+                                 TaskDescription, UsageLedger)
+    from catalyst_nb.optim import (PRESETS, ApprovalPending, AwaitingApproval, CatalystConfig, CatalystOptimizer,
+                                   GradientConfig, GradientPromptOptimizer, NonFiniteLossError, RoundEvent)
+    from catalyst_nb.projection import nearest_tokens
+    from catalyst_nb.prompt_learner import ContextText, LoadReport, PromptLearner
+    from catalyst_nb.scoring import TemplateScore, TemplateScorer
+    from catalyst_nb.templates import PLACEHOLDER, TemplateError, check_template, fill_template
+    from catalyst_nb.trajectory import StepRecord, Trajectory

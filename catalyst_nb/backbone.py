@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from catalyst_nb.devices import resolve_device
-from catalyst_nb.templates import fill_template
 from catalyst_nb.tokens import TokenizerAdapter
 
 __all__ = [
@@ -42,6 +41,7 @@ __all__ = [
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
     "list_package_models",
+    "context_length_of",
     "load_clip",
     "real_prompt_length",
 ]
@@ -90,10 +90,11 @@ class ClipBackbone:
     device: torch.device
     text_kind: str
 
-    @property
+    @cached_property
     def embed_dim(self) -> int:
-        """Width of the joint image-text space."""
-        return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
+        """Width of the joint image-text space (found once, by encoding one token, then kept)."""
+        with torch.no_grad():
+            return int(self.encode_text_tokens(self.tokenizer(["a"]).to(self.device)).shape[-1])
 
     @property
     def token_embedding(self) -> nn.Embedding:
@@ -139,17 +140,27 @@ class ClipBackbone:
         """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
 
         A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
-        Returns a ``[len(classnames), embed_dim]`` tensor.
+        Returns a ``[len(classnames), embed_dim]`` tensor.  All prompts are encoded in one batched pass
+        (:func:`catalyst_nb.template_scoring.encode_template_batch`, which also gives them per template).
+
+        Raises:
+            ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
+                would cut it silently (losing the end marker the tower pools at), which scores near chance.
         """
+        from catalyst_nb.template_scoring import encode_template_batch  # it builds on this module
+
         if not templates:
             raise ValueError("encode_templates needs at least one template")
-        per_template = []
+        limit = self.tokenizer.context_length
         for template in templates:
-            texts = [fill_template(template, name) for name in classnames]
-            with _autocast(self.device):
-                feats = self.encode_text_tokens(self.tokenizer(texts))
-            per_template.append(F.normalize(feats.float(), dim=-1))
-        return F.normalize(torch.stack(per_template).mean(0), dim=-1)
+            for name in classnames:
+                needed = len(self.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
+                if needed > limit:
+                    raise ValueError(
+                        f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
+                        f"text tower's context length {limit}; shorten the template or the class name"
+                    )
+        return F.normalize(encode_template_batch(self, templates, classnames).mean(0), dim=-1)
 
 
 def _autocast(device: torch.device):
@@ -185,6 +196,31 @@ def _resolve_package_path(value: str) -> str:
             f"pip install {module.replace('_', '-')}"
         ) from exc
     return str(root.joinpath(sub)) if sub else str(root)
+
+
+def context_length_of(name: str) -> int | None:
+    """The text tower's context length for a model name, read from its config without loading weights;
+    ``None`` when the name is unknown (loading it will then say why)."""
+    if name in list_package_models():
+        return int(_package_config(name)["text_cfg"].get("context_length", 77))
+    import open_clip
+
+    cfg = open_clip.get_model_config(name)
+    if not cfg:
+        return None
+    return int(cfg.get("text_cfg", {}).get("context_length", 77))
+
+
+_REGISTERED_CONFIG_DIRS: set[str] = set()
+
+
+def _register_package_configs(open_clip: Any) -> None:
+    """Tell open_clip about the package's model configs once per process (each call appends to its
+    global search list and rescans it)."""
+    folder = str(_package_file("configs"))
+    if folder not in _REGISTERED_CONFIG_DIRS:
+        open_clip.add_model_config(folder)
+        _REGISTERED_CONFIG_DIRS.add(folder)
 
 
 def _package_config(name: str) -> dict[str, Any]:
@@ -307,6 +343,49 @@ def load_clip(
     )
 
 
+class _DropLoadNotices(logging.Filter):
+    """Drops open_clip's notices about how one of *our* models was assembled (not about user models)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._patterns = (f"Model {name} initialized partially", f"No pretrained weights loaded for model '{name}'")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self._patterns)
+
+
+@contextlib.contextmanager
+def _quiet_package_load(name: str):
+    """Silence load reports for the models this package ships, and only while they load.
+
+    Assembling a shipped model from its text tower (a sentence encoder without its pooler) and our own
+    trained weights is expected to leave keys unused; Hugging Face's load report, its progress bar and
+    open_clip's "initialized partially" notice say so on every load and would be a newcomer's first
+    screen.  Loads of users' own models keep every message.
+    """
+    root = logging.getLogger()
+    notice_filter = _DropLoadNotices(name)
+    root.addFilter(notice_filter)
+    hf_logging = None
+    try:
+        from transformers.utils import logging as hf_logging  # noqa: PLC0415 - optional for native models
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    previous = hf_logging.get_verbosity() if hf_logging else None
+    bars = hf_logging.is_progress_bar_enabled() if hf_logging else None
+    try:
+        if hf_logging:
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        yield
+    finally:
+        root.removeFilter(notice_filter)
+        if hf_logging:
+            hf_logging.set_verbosity(previous)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+
 def _load_package_model(name: str, pretrained: str | None, dev: torch.device, precision: str, open_clip: Any):
     cfg = _package_config(name)
     text_cfg = cfg["text_cfg"]
@@ -328,10 +407,11 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
                 "existing checkpoint file"
             )
         weights_path = Path(pretrained)
-    open_clip.add_model_config(_package_file("configs"))
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg
-    )
+    _register_package_configs(open_clip)
+    with _quiet_package_load(name):
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=None, device="cpu", precision="fp32", text_cfg=text_cfg
+        )
     if weights_path is not None:
         _load_partial_checkpoint(model, weights_path, text_cfg)
     model = model.to(dev)

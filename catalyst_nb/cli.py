@@ -1,20 +1,24 @@
-"""Headless runs of the same objects the notebooks drive: ``catalyst-nb tune`` (or ``python -m catalyst_nb``).
+"""Headless runs of the same objects the notebooks drive: ``catalyst-nb run|tune|serve-llm`` (or ``python -m catalyst_nb``).
 
 The default run needs nothing from the network: the embedded model and the Fashion-MNIST subset that ship
 inside the package.  With ``--model ViT-B-16 --pretrained openai --data-root ...`` the same code runs on
-real CLIP weights.  Everything a run produces goes to ``--out``: the trajectory (JSON Lines), the
-optimizer state (to resume), and a summary (JSON) — so an interrupted run loses at most the current step
-(``--resume`` continues from the saved state).
+real CLIP weights.  Everything a run produces goes to ``--out``: the settings (``run.json``), the
+trajectory (JSON Lines), the optimizer state (to resume; checksummed, see :mod:`catalyst_nb.state_io`) and
+a summary (JSON), all written atomically, so an interrupted run loses at most the current chunk of steps
+(``--resume`` continues from the saved state).  A folder that holds a run is never overwritten unless
+``--overwrite`` says so.  Mistakes in the arguments are reported as ``error: ...`` with exit status 2
+before the model loads.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -44,9 +48,89 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--baseline", default="a photo of a {}.", help="hand-written template to compare with")
     tune.add_argument("--device", default=None)
     tune.add_argument("--out", default="runs/tune", help="output folder")
-    tune.add_argument("--resume", action="store_true", help="continue from --out/state.pt if present")
+    tune.add_argument("--resume", action="store_true", help="continue the run saved in --out (its state.pt)")
+    tune.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
+    tune.add_argument("--coop-schedule", action="store_true",
+                      help="CoOp's exact schedule: learning rate stepped once per epoch, last partial batch dropped")
     tune.add_argument("--no-progress", action="store_true")
+    from catalyst_nb.runs.cli import add_run_parser
+
+    add_run_parser(sub)
+    serve = sub.add_parser("serve-llm", help="serve the embedded local LLM (OpenAI-compatible) until Ctrl-C",
+                           add_help=False)
+    serve.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of the server command (--help)")
     return parser
+
+
+class UsageError(ValueError):
+    """A mistake in the command's arguments or its output folder: reported as ``error: ...``, exit 2."""
+
+
+# Files a run writes into --out; one of them present means the folder holds a run.
+RUN_FILES = ("run.json", "state.pt", "trajectory.jsonl", "summary.json")
+# Arguments that do not change what a run computes, so --resume may change them.
+_NOT_SETTINGS = {"command", "out", "resume", "overwrite", "no_progress", "device"}
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments that define a run (stored in ``run.json``; ``--resume`` must repeat them)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_SETTINGS}
+
+
+def check_tune_args(args: argparse.Namespace) -> None:
+    """Everything about the arguments and the output folder that can be checked without the model.
+
+    Raises:
+        UsageError: naming the argument and its value.
+    """
+    from catalyst_nb.backbone import context_length_of
+    from catalyst_nb.devices import resolve_device
+
+    positive = {"--shots": args.shots, "--epochs": args.epochs, "--batch-size": args.batch_size}
+    for flag, value in positive.items():
+        if value < 1:
+            raise UsageError(f"{flag} {value}: must be at least 1")
+    if args.views < 0:
+        raise UsageError(f"--views {args.views}: must be 0 or more")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr {args.lr}: must be a finite number above 0")
+    if args.n_ctx is not None:
+        limit = context_length_of(args.model)
+        # start and end markers, at least one class-name token and the period take 4 positions
+        if args.n_ctx < 1 or (limit is not None and args.n_ctx > limit - 4):
+            bound = f"1..{limit - 4} for {args.model} (text context length {limit})" if limit else "at least 1"
+            raise UsageError(f"--n-ctx {args.n_ctx}: must be {bound}")
+    try:
+        resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"--device {args.device}: {exc}") from None
+    if args.data == "fashion-mnist" and not args.data_root:
+        raise UsageError("--data fashion-mnist needs --data-root (the folder with the IDX files)")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite contradict each other: continue the run or replace it")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if args.resume:
+        if not (out / "state.pt").is_file():
+            raise UsageError(f"--resume: {out} holds no saved state (state.pt); nothing to continue")
+        saved_path = out / "run.json"
+        if saved_path.is_file():
+            try:
+                saved = json.loads(saved_path.read_text())
+            except ValueError as exc:
+                raise UsageError(f"--resume: {saved_path} is not valid JSON ({exc})") from None
+            mine = run_settings(args)
+            changed = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+            if changed:
+                listed = ", ".join(f"--{k.replace('_', '-')} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+                raise UsageError(f"--resume with changed settings ({listed}); repeat the run's own arguments")
+    elif present and not args.overwrite:
+        raise UsageError(
+            f"--out {out} already holds a run ({', '.join(present)}); pass --resume to continue it, "
+            "--overwrite to replace it, or choose another folder"
+        )
 
 
 def _datasets(args):
@@ -60,6 +144,8 @@ def _datasets(args):
 
 
 def run_tune(args) -> dict:
+    """Check the arguments, then tune, saving state every tenth of the run; returns the summary."""
+    check_tune_args(args)
     import torch
 
     from catalyst_nb.backbone import load_clip
@@ -67,9 +153,15 @@ def run_tune(args) -> dict:
     from catalyst_nb.features import extract_features
     from catalyst_nb.optim import GradientPromptOptimizer
     from catalyst_nb.prompt_learner import PromptLearner
+    from catalyst_nb.state_io import atomic_write_text, load_state, save_state
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite:  # asked for: the old run goes before the new one writes anything
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    if not args.resume:
+        atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     torch.manual_seed(args.seed)  # random-weight models (smoke runs) are then the same on every run
     clip = load_clip(args.model, pretrained, device=args.device)
@@ -80,17 +172,18 @@ def run_tune(args) -> dict:
     baseline = evaluate_templates(clip, args.baseline, test_f)
     learner = PromptLearner(clip, train.classnames, n_ctx=args.n_ctx, ctx_init=args.ctx_init or None,
                             class_specific=args.class_specific, seed=args.seed).to(clip.device)
+    schedule = {"schedule": "epoch", "drop_last": True} if args.coop_schedule else {}
     opt = GradientPromptOptimizer(learner, train_f, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                  seed=args.seed)
+                                  seed=args.seed, **schedule)
     state_path = out / "state.pt"
-    if args.resume and state_path.is_file():
-        opt.load_state_dict(torch.load(state_path, weights_only=False))
+    if args.resume:
+        opt.load_state_dict(load_state(state_path))
     started = time.perf_counter()
     save_every = max(1, opt.config.total_steps // 10)
     try:
         while opt.step_count < opt.config.total_steps:
             opt.run(min(save_every, opt.config.total_steps - opt.step_count), progress=progress)
-            torch.save(opt.state_dict(), state_path)  # a crash loses at most one chunk of steps
+            save_state(state_path, opt.state_dict())  # a crash loses at most one chunk of steps
     finally:
         opt.trajectory.save(out / "trajectory.jsonl")
     tuned = opt.evaluate(test_f)
@@ -101,15 +194,33 @@ def run_tune(args) -> dict:
         "baseline_template": args.baseline, "baseline_accuracy": baseline.accuracy,
         "tuned_accuracy": tuned.accuracy, "final_projection": learner.to_text().template,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "run":
+        from catalyst_nb.runs.cli import run_command
+
+        return run_command(args, parser)
+    if args.command == "serve-llm":
+        from catalyst_nb.llm.server import main as serve_main
+
+        return serve_main(args.server_args)
     if args.command == "tune":
-        s = run_tune(args)
+        from catalyst_nb.state_io import StateFileError
+
+        try:
+            s = run_tune(args)
+        except (UsageError, StateFileError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:  # refused input found once the model and data are loaded
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"model        {s['model']} ({s['pretrained']}) on {s['device']}")
         print(f"data         {s['train']} -> {s['test']}")
         print(f"hand-written {s['baseline_template']!r}: {100 * s['baseline_accuracy']:.2f}% test accuracy")

@@ -9,15 +9,19 @@ The cache key covers everything that changes the numbers — the image tower's w
 (:attr:`ClipBackbone.image_weights_id`), the exact list of images and labels (the dataset fingerprint),
 the augmentation recipe, the number of views and their seed — so a changed input can never hit a stale
 entry.  Entries are written atomically and verified on read (key, shapes, labels and a checksum); a
-corrupt or stale entry is logged, rebuilt and never used.
+corrupt or stale entry is logged, rebuilt and never used.  A cache that cannot be written (full disk,
+read-only folder, a file where the folder should be) costs only the cache: the computed features are
+returned, no temporary file is left, and a :class:`CacheWriteWarning` says why.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -28,11 +32,18 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from catalyst_nb.backbone import ClipBackbone
+from catalyst_nb.paths import cache_root
+from catalyst_nb.state_io import atomic_write_bytes
 
-__all__ = ["Augmentation", "FeatureSet", "extract_features", "feature_cache_key", "default_cache_dir"]
+__all__ = ["Augmentation", "CacheWriteWarning", "FeatureSet", "extract_features", "feature_cache_key",
+           "default_cache_dir"]
 
 log = logging.getLogger(__name__)
 _FORMAT = 1
+
+
+class CacheWriteWarning(UserWarning):
+    """Features were computed but could not be saved in the cache (they are still returned)."""
 
 
 class _Dataset(Protocol):
@@ -98,7 +109,8 @@ class FeatureSet:
         views: ``[n_views, n, dim]`` features of augmented copies, or ``None``.
         classnames: the dataset's class names, in label order.
         key: the cache key these features were stored under.
-        cache_status: ``"hit"``, ``"miss"``, ``"rebuilt (<reason>)"`` or ``"disabled"``.
+        cache_status: ``"hit"``, ``"miss"``, ``"rebuilt (<reason>)"`` or ``"disabled"``; ``"; not saved
+            (<reason>)"`` is appended when the cache could not be written.
     """
 
     features: torch.Tensor
@@ -137,9 +149,8 @@ class FeatureSet:
 
 
 def default_cache_dir() -> Path:
-    """``$CATALYST_NB_CACHE/features`` or ``~/.cache/catalyst_nb/features``."""
-    root = os.environ.get("CATALYST_NB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "catalyst_nb")
-    return Path(root) / "features"
+    """``features`` under :func:`catalyst_nb.paths.cache_root` (the same rule as every other cache)."""
+    return cache_root() / "features"
 
 
 def feature_cache_key(
@@ -233,7 +244,11 @@ def extract_features(
                                    desc=f"view {v + 1}/{views} {dataset.name}", progress=progress))
         view_feats = torch.stack(stacked)
     if path is not None:
-        _write_cache(path, key, features, labels, view_feats, dataset)
+        problem = _write_cache(path, key, features, labels, view_feats, dataset)
+        if problem is not None:
+            warnings.warn(f"feature cache {path} could not be written ({problem}); the features are computed "
+                          "but will be computed again next time", CacheWriteWarning, stacklevel=2)
+            status = f"{status}; not saved ({problem})"
     return FeatureSet(features, labels, view_feats, tuple(dataset.classnames), key, dataset.name, status)
 
 
@@ -262,14 +277,16 @@ def _read_cache(path: Path, key: str, labels: torch.Tensor) -> tuple[dict[str, A
         problem = f"unreadable: {type(exc).__name__}"
     if problem is not None:
         log.warning("feature cache %s is invalid (%s); rebuilding it", path.name, problem)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: the rebuilt entry cannot replace it either, which is reported then
+            pass
         return None, f"rebuilt ({problem})"
     return payload, "hit"
 
 
-def _write_cache(path: Path, key: str, features, labels, views, dataset: _Dataset) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_cache(path: Path, key: str, features, labels, views, dataset: _Dataset) -> str | None:
+    """Save an entry atomically; returns why it could not be saved, or ``None``."""
     payload = {
         "format": _FORMAT,
         "key": key,
@@ -280,5 +297,12 @@ def _write_cache(path: Path, key: str, features, labels, views, dataset: _Datase
         "dataset": dataset.name,
         "classnames": list(dataset.classnames),
     }
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves either the old entry or none, never half a file
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # atomic: a crash leaves the old entry or none, never half a file; no temporary file survives
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return None

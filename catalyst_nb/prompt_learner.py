@@ -14,6 +14,7 @@ explicit argument rather than a global config.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -22,15 +23,21 @@ from torch import nn
 
 import torch.nn.functional as F
 
-from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings
+from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings, real_prompt_length
 from catalyst_nb.projection import NearestTokens, nearest_tokens
+from catalyst_nb.shared_prefix import PrefixCache, encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 
-__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS"]
+__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning"]
 
 log = logging.getLogger(__name__)
 
 CLASS_POSITIONS = ("end", "middle", "front")
 _PLACEHOLDER = "X"  # CoOp writes the soft slots as "X X X X" in its text; we use the same token
+
+
+class TokenizationWarning(UserWarning):
+    """Text given to a prompt learner lost something in tokenization: words the vocabulary cannot read,
+    or context tokens cut to fit ``n_ctx``."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class LoadReport:
         dropped: tokens cut because the template had more than ``n_ctx`` (those farthest from the class).
         ignored_text: template text that has no slot in this layout (e.g. words after ``{}`` when the
             class name sits at the end, where the learner's own ``"."`` follows the class).
+        unknown: words of the template the vocabulary cannot read (they became the unknown token).
     """
 
     template: str
@@ -80,6 +88,7 @@ class LoadReport:
     n_padded: int
     dropped: tuple[str, ...]
     ignored_text: str
+    unknown: tuple[str, ...] = ()
 
 
 def _split_template(template: str) -> tuple[str, str]:
@@ -102,6 +111,12 @@ class PromptLearner(nn.Module):
         init_std: standard deviation of the random init (CoOp: 0.02).
         seed: seed for the random init (independent of the global RNG).
         filler: the token used to pad a template shorter than ``n_ctx`` in :meth:`load_text`.
+        shared_prefix: encode the start marker and a shared context once for all classes where that is
+            exact (see :mod:`catalyst_nb.shared_prefix`); ``False`` forces the plain pass.
+
+    Attributes:
+        text_path: ``"shared-prefix"`` or ``"plain"``, the pass :meth:`text_features` uses.
+        text_path_reason: why the plain pass is used (``None`` on the shared-prefix path).
     """
 
     def __init__(
@@ -116,11 +131,17 @@ class PromptLearner(nn.Module):
         init_std: float = 0.02,
         seed: int = 0,
         filler: str = _PLACEHOLDER,
+        shared_prefix: bool = True,
     ) -> None:
         super().__init__()
         classnames = [str(c).strip() for c in classnames]
         if not classnames or any(not c for c in classnames):
             raise ValueError(f"classnames must be non-empty strings, got {classnames!r}")
+        if len(classnames) < 2:
+            raise ValueError(
+                f"classnames={classnames!r}: a classifier needs at least two classes (with one, every "
+                "prediction is right and nothing is learned)"
+            )
         if class_token_position not in CLASS_POSITIONS:
             raise ValueError(f"class_token_position={class_token_position!r}; expected one of {CLASS_POSITIONS}")
         tok = clip.tokenizer
@@ -141,7 +162,14 @@ class PromptLearner(nn.Module):
             raise ValueError(f"filler {filler!r} must be a single token, got {len(filler_ids)}")
         self._filler_id = filler_ids[0]
 
+        unreadable = {name: words for name in self.classnames if (words := tok.unknown_words(name))}
+        if unreadable:
+            warnings.warn(
+                f"class names with words the {clip.name} vocabulary cannot read (they become its unknown "
+                f"token): {unreadable}", TokenizationWarning, stacklevel=2,
+            )
         token_ids, positions = self._layout()
+        self._check_distinct_prompts(token_ids)
         self.register_buffer("token_ids", token_ids, persistent=False)
         self.register_buffer("ctx_positions", positions, persistent=False)
         table = clip.token_embedding.weight.detach()
@@ -154,6 +182,15 @@ class PromptLearner(nn.Module):
         if ctx_init:
             report = self.load_text(ctx_init)
             log.info("context initialised from %r: %s", ctx_init, report)
+            if report.dropped:
+                warnings.warn(
+                    f"ctx_init {ctx_init!r} has more tokens than n_ctx={self.n_ctx}; dropped {list(report.dropped)} "
+                    "(those farthest from the class name)", TokenizationWarning, stacklevel=2,
+                )
+        self.text_path_reason = self._shared_prefix_blocker(shared_prefix)
+        self.text_path = "plain" if self.text_path_reason else "shared-prefix"
+        if self.text_path_reason:
+            log.info("text features use the plain pass: %s", self.text_path_reason)
 
     # ----------------------------------------------------------------------------------- layout
 
@@ -184,6 +221,24 @@ class PromptLearner(nn.Module):
         token_ids = torch.stack([tok.wrap(r, length) for r in rows])
         return token_ids, torch.tensor(positions, dtype=torch.long)
 
+    def _check_distinct_prompts(self, token_ids: torch.Tensor) -> None:
+        """Two classes with the same token sequence can never be told apart: refuse them."""
+        first: dict[tuple[int, ...], str] = {}
+        clashes: list[tuple[str, str]] = []
+        for name, row in zip(self.classnames, token_ids.tolist()):
+            key = tuple(row)
+            if key in first:
+                clashes.append((first[key], name))
+            else:
+                first[key] = name
+        if clashes:
+            shown = ", ".join(f"{a!r} and {b!r} (tokens {self.clip.tokenizer.token_strings(self.clip.tokenizer.encode(b))})"
+                              for a, b in clashes[:5])
+            raise ValueError(
+                f"classes with identical prompts cannot be told apart: {shown}; rename them with words the "
+                f"{self.clip.name} vocabulary can read"
+            )
+
     # ----------------------------------------------------------------------------------- forward
 
     def forward(self) -> torch.Tensor:
@@ -195,9 +250,58 @@ class PromptLearner(nn.Module):
         out[rows, self.ctx_positions] = ctx
         return out
 
-    def text_features(self) -> torch.Tensor:
-        """Normalized text features of every class prompt, ``[n_classes, embed_dim]`` (differentiable)."""
-        return F.normalize(encode_text_from_embeddings(self.clip, self(), self.token_ids).float(), dim=-1)
+    def _shared_prefix_blocker(self, wanted: bool) -> str | None:
+        if not wanted:
+            return "the shared-prefix pass was switched off"
+        if self.class_specific:
+            return "class-specific context: no two classes share their context"
+        if self.class_token_position != "end":
+            return f"class name at the {self.class_token_position}: the classes differ before the context ends"
+        return shared_prefix_blocker(self.clip)
+
+    @property
+    def prefix_length(self) -> int:
+        """Positions shared by every prompt on the shared-prefix path: the start marker and the context."""
+        return 1 + self.n_ctx
+
+    def encode_prefix(self) -> PrefixCache:
+        """The start marker and the shared context through the text tower once (differentiable)."""
+        if self.text_path != "shared-prefix":
+            raise ValueError(f"no shared prefix for this learner: {self.text_path_reason}")
+        start = self.base_embeddings[0, :1].to(self.ctx.dtype)
+        return encode_prefix(self.clip, torch.cat([start, self.ctx], dim=0))
+
+    def _rows(self, classes: torch.Tensor | slice | None) -> torch.Tensor:
+        all_rows = torch.arange(len(self.classnames), device=self.token_ids.device)
+        return all_rows if classes is None else all_rows[classes]
+
+    def text_features(
+        self, classes: torch.Tensor | slice | None = None, *, prefix: PrefixCache | None = None
+    ) -> torch.Tensor:
+        """Normalized text features of the class prompts, ``[n_selected, embed_dim]`` (differentiable).
+
+        Args:
+            classes: which classes (an index tensor or a slice); all of them by default.
+            prefix: on the shared-prefix path, a cache from :meth:`encode_prefix` to reuse (e.g. its
+                :meth:`~catalyst_nb.shared_prefix.PrefixCache.detached` copy when encoding in chunks).
+        """
+        rows = self._rows(classes)
+        ids = self.token_ids[rows]
+        if self.text_path == "plain":
+            if prefix is not None:
+                raise ValueError(f"a prefix cache was given but this learner uses the plain pass: {self.text_path_reason}")
+            n_cls = len(rows)
+            ctx = self.ctx[rows] if self.class_specific else self.ctx.unsqueeze(0).expand(n_cls, -1, -1)
+            emb = self.base_embeddings[rows].to(ctx.dtype).clone()
+            slots = self.ctx_positions[rows]
+            emb[torch.arange(n_cls, device=emb.device).unsqueeze(1).expand_as(slots), slots] = ctx
+            return F.normalize(encode_text_from_embeddings(self.clip, emb, ids).float(), dim=-1)
+        p = self.prefix_length
+        n = real_prompt_length(self.clip, ids)
+        cache = self.encode_prefix() if prefix is None else prefix
+        suffix = self.base_embeddings[rows, p:n].to(self.ctx.dtype)
+        pool = pool_positions(self.clip, ids[:, :n]) - p
+        return F.normalize(encode_suffix(self.clip, cache, suffix, pool).float(), dim=-1)
 
     @torch.no_grad()
     def text_features_for(self, contexts: torch.Tensor, *, chunk: int = 8) -> torch.Tensor:
@@ -241,7 +345,14 @@ class PromptLearner(nn.Module):
         return " ".join(p for p in (text(ids[:half]), "{}", text(ids[half:])) if p) + "."
 
     def to_text(self, *, metric: str = "l2", k: int = 1) -> ContextText:
-        """Project the context onto its nearest vocabulary tokens (L2 by default, cosine optional)."""
+        """Project the context onto its nearest vocabulary tokens (L2 by default, cosine optional).
+
+        The search skips the tokenizer's special and unused entries (``excluded_ids``: start/end/padding
+        on CLIP's BPE table, and ``[CLS]``/``[SEP]``/``[PAD]``/``[UNK]``/``[MASK]`` and the 994
+        ``[unusedN]`` slots, 999 rows, on MiniLM's WordPiece table), since they decode to no text.  CoOp
+        searches the whole table, so on the same context it may name a special token where we name the
+        nearest word.
+        """
         tok = self.clip.tokenizer
         table = self.clip.token_embedding.weight
         texts, templates, ids, dists, topk = [], [], [], [], []
@@ -270,6 +381,11 @@ class PromptLearner(nn.Module):
         See :meth:`fit_text` for how the template is fitted to ``n_ctx`` slots; this method applies it.
         """
         slot_ids, report = self.fit_text(template)
+        if report.unknown:
+            warnings.warn(
+                f"template {template!r} has words the {self.clip.name} vocabulary cannot read (they become its "
+                f"unknown token): {list(report.unknown)}", TokenizationWarning, stacklevel=2,
+            )
         self.ctx.copy_(self.context_from_ids(slot_ids))
         return report
 
@@ -278,6 +394,28 @@ class PromptLearner(nn.Module):
         table = self.clip.token_embedding.weight.detach()
         vectors = table[torch.tensor(list(slot_ids), device=table.device)].to(self.ctx.dtype).to(self.ctx.device)
         return vectors.unsqueeze(0).expand_as(self.ctx).clone() if self.class_specific else vectors
+
+    def strip_fillers(self, template: str) -> str:
+        """``template`` without the filler words on the padded side, when that loads the same context.
+
+        A projection of a context that was padded (``"x x x x a photo of a {}."``) reads better, to a
+        person and to an LLM, without the fillers; since :meth:`load_text` pads that side with the same
+        filler, both spellings load identical contexts.  Only the class-at-end and class-in-front layouts
+        pad a single side; the middle layout is returned unchanged.
+        """
+        word = self.clip.tokenizer.decode([self._filler_id]).strip()
+        if not word or self.class_token_position == "middle" or "{}" not in template:
+            return template
+        before, _, after = template.partition("{}")
+        if self.class_token_position == "end":
+            words = before.split()
+            while words and words[0] == word:
+                words.pop(0)
+            return (" ".join(words) + " {}" + after).strip() if words else "{}" + after
+        words = after.rstrip(".").split()
+        while words and words[-1] == word:
+            words.pop()
+        return (before + "{} " + " ".join(words)).rstrip() + ("." if after.endswith(".") else "")
 
     def loaded_template(self, slot_ids: Sequence[int]) -> str:
         """The template a context of exactly these tokens reads as (fillers shown as the filler token)."""
@@ -322,6 +460,7 @@ class PromptLearner(nn.Module):
             n_padded=n_pad,
             dropped=tuple(tok.token_strings(dropped)),
             ignored_text=ignored,
+            unknown=tuple(tok.unknown_words(template.replace("{}", " "))),
         )
 
     def extra_repr(self) -> str:

@@ -7,9 +7,24 @@ prompt learner writes its projection as one, and the LLM layer reads and propose
 
 from __future__ import annotations
 
-__all__ = ["PLACEHOLDER", "TemplateError", "check_template", "fill_template", "normalize_template", "placeholder_problem"]
+__all__ = ["HAND_WRITTEN_TEMPLATES", "PLACEHOLDER", "TemplateError", "check_template", "fill_template", "normalize_template", "placeholder_problem"]
 
 PLACEHOLDER = "{}"
+
+#: Generic hand-written templates (CLIP's and CoOp's usual wordings, nothing dataset-specific): the
+#: zero-shot method picks the best of these on the scoring split and reports it on the test split.
+HAND_WRITTEN_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "{}",
+    "a {}.",
+    "this is a {}.",
+    "a picture of the {}.",
+    "a photo of the {}.",
+    "a close-up photo of a {}.",
+    "a black and white photo of a {}.",
+    "a low resolution photo of a {}.",
+    "a photo of a small {}.",
+)
 
 
 def fill_template(template: str, class_name: str) -> str:

@@ -28,6 +28,8 @@ class TokenizerAdapter:
         start_id / end_id / pad_id: the markers the tower expects around and after a prompt.
         context_length: the longest sequence (markers included) the text tower accepts.
         excluded_ids: ids that a projected context must never decode to (markers, padding, unused slots).
+        unk_id: the id a word-piece vocabulary gives to text it cannot read (``None`` for byte-level BPE,
+            which reads any text).
     """
 
     tokenizer: Any = field(repr=False)
@@ -38,6 +40,7 @@ class TokenizerAdapter:
     context_length: int
     vocab_size: int
     excluded_ids: tuple[int, ...] = field(repr=False)
+    unk_id: int | None = None
 
     @classmethod
     def wrap_tokenizer(cls, tokenizer: Any) -> "TokenizerAdapter":
@@ -76,6 +79,7 @@ class TokenizerAdapter:
                 context_length=int(tokenizer.context_length),
                 vocab_size=len(vocab),
                 excluded_ids=tuple(sorted(excluded)),
+                unk_id=None if hf.unk_token_id is None else int(hf.unk_token_id),
             )
         raise TypeError(f"unsupported tokenizer type {type(tokenizer).__name__}")
 
@@ -87,6 +91,16 @@ class TokenizerAdapter:
         if clean is not None:
             text = clean(text)
         return list(self.tokenizer.tokenizer.encode(text, add_special_tokens=False))
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` that the vocabulary cannot read (they become the unknown token), in order.
+
+        Such words all look alike to the text tower: two class names made only of them get the same
+        prompt, and a template's unknown word carries no meaning.
+        """
+        if self.unk_id is None:
+            return []
+        return [word for word in text.split() if self.unk_id in self.encode(word)]
 
     def wrap(self, ids: Sequence[int], length: int | None = None) -> torch.Tensor:
         """``[start] + ids + [end]`` padded to ``length`` (default: the context length).

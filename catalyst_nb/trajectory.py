@@ -2,8 +2,7 @@
 
 Every ``step()`` of an optimizer returns a :class:`StepRecord` and appends it here, so widgets, plots,
 the LLM meta-prompt and saved runs all read the same facts; nothing is known only from a log line.
-A trajectory saves as JSON Lines (one record per line, readable by anything) plus, when context
-snapshots were kept, a tensor file beside it.
+A trajectory saves as JSON Lines (one record per line, readable by anything), written atomically.
 """
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import torch
+from catalyst_nb.state_io import atomic_write_text
 
 __all__ = ["StepRecord", "Trajectory"]
 
@@ -32,7 +31,9 @@ class StepRecord:
         context_text: the context's own words: its nearest tokens after the update (``None`` if not projected).
         template: that projection as a hard prompt with ``{}`` for the class name.
         token_ids: the projected token ids (first context row for class-specific context).
-        distance: mean L2 distance of the context slots to their nearest tokens: how far from words.
+        distance: mean distance score of the context slots to their nearest tokens, in the projection's
+            metric: the L2 distance under ``"l2"`` (lower is closer to words), the cosine *similarity*
+            under ``"cosine"`` (higher is closer).
         seconds: wall time of the step, projection included.
         stage: which gradient stage this step belongs to (0 for plain runs).
     """
@@ -70,11 +71,10 @@ class StepRecord:
 
 
 class Trajectory(Sequence[StepRecord]):
-    """Append-only sequence of :class:`StepRecord`, with optional context snapshots by step."""
+    """Append-only sequence of :class:`StepRecord`."""
 
-    def __init__(self, records: Sequence[StepRecord] = (), snapshots: dict[int, torch.Tensor] | None = None):
+    def __init__(self, records: Sequence[StepRecord] = ()):
         self._records: list[StepRecord] = []
-        self.snapshots: dict[int, torch.Tensor] = dict(snapshots or {})
         for r in records:
             self.append(r)
 
@@ -113,16 +113,11 @@ class Trajectory(Sequence[StepRecord]):
         return [r.to_dict() for r in self._records]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``<path>`` as JSON Lines (atomically) and ``<path>.pt`` with snapshots if there are any."""
+        """Write ``<path>`` as JSON Lines, atomically (a crash leaves the old file or the new one)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in self.to_dicts():
-                fh.write(json.dumps({k: _json_safe(v) for k, v in rec.items()}) + "\n")
-        os.replace(tmp, path)
-        if self.snapshots:
-            torch.save({int(k): v.cpu() for k, v in self.snapshots.items()}, path.with_name(path.name + ".pt"))
+        lines = [json.dumps({k: _json_safe(v) for k, v in rec.items()}) + "\n" for rec in self.to_dicts()]
+        atomic_write_text(path, "".join(lines))
         return path
 
     @classmethod
@@ -137,9 +132,7 @@ class Trajectory(Sequence[StepRecord]):
                     except json.JSONDecodeError as exc:
                         raise ValueError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
                     records.append(StepRecord.from_dict({k: _json_restore(v) for k, v in data.items()}))
-        snap_path = path.with_name(path.name + ".pt")
-        snapshots = torch.load(snap_path, weights_only=True) if snap_path.is_file() else None
-        return cls(records, snapshots)
+        return cls(records)
 
     def __repr__(self) -> str:
         last = self._records[-1] if self._records else None

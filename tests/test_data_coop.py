@@ -164,3 +164,25 @@ def test_only_some_splits_present(tmp_path):
     rewrite(root, split)
     datasets = load_coop_split(root, "split_zhou_Caltech101.json", image_dir="101_ObjectCategories")
     assert set(datasets) == {"train", "test"}
+
+
+def test_underscores_in_class_names_read_as_spaces_as_in_coop(tmp_path):
+    """CoOp prompts "wild_cat" as "wild cat" (Caltech101, Food101, OxfordPets, UCF101 have such names)."""
+    root, split = make_coop_dataset(tmp_path)
+    for part in split.values():
+        for entry in part:
+            entry[2] = {"accordion": "grand_piano", "airplane": "Apply_Eye_Makeup"}.get(entry[2], entry[2])
+    rewrite(root, split)
+    datasets = load_coop_split(root, "split_zhou_Caltech101.json", image_dir="101_ObjectCategories")
+    assert datasets["train"].classnames == ("grand piano", "Apply Eye Makeup", "anchor")
+    assert datasets["test"].classnames == datasets["train"].classnames
+
+
+def test_names_that_coincide_once_underscores_are_spaces_are_an_error(tmp_path):
+    root, split = make_coop_dataset(tmp_path)
+    for part in split.values():
+        for entry in part:
+            entry[2] = {"accordion": "wild_cat", "airplane": "wild cat"}.get(entry[2], entry[2])
+    rewrite(root, split)
+    with pytest.raises(CorruptDataError, match=r"\['wild cat'\] coincide"):
+        load_coop_split(root, "split_zhou_Caltech101.json", image_dir="101_ObjectCategories")

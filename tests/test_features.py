@@ -103,3 +103,66 @@ def test_bad_arguments(tiny_native):
         extract_features(tiny_native, ds, views=-1, cache_dir=False)
     with pytest.raises(ValueError):
         Augmentation(scale=(0.0, 1.0))
+
+
+def _no_debris(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_file_in_place_of_the_cache_folder_keeps_the_features(tmp_path, tiny_native):
+    from catalyst_nb.features import CacheWriteWarning
+
+    blocker = tmp_path / "cache"
+    blocker.write_text("I am a file")
+    ref = extract_features(tiny_native, _dataset(), cache_dir=False, progress=False)
+    with pytest.warns(CacheWriteWarning, match="could not be written"):
+        feats = extract_features(tiny_native, _dataset(), cache_dir=blocker, progress=False)
+    assert torch.equal(feats.features, ref.features)
+    assert feats.cache_status.startswith("miss; not saved (")
+    assert blocker.read_text() == "I am a file"
+
+
+def test_full_disk_keeps_the_features_and_leaves_no_temporary_file(tmp_path, tiny_native):
+    """A real write failure: the file-size limit makes the kernel refuse the write (EFBIG), as a full disk does."""
+    import resource
+    import signal
+
+    from catalyst_nb.features import CacheWriteWarning
+
+    ds = _dataset(name="fulldisk")
+    ref = extract_features(tiny_native, ds, cache_dir=False, progress=False)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, old_limit[1]))
+    try:
+        with pytest.warns(CacheWriteWarning, match="File too large"):
+            feats = extract_features(tiny_native, ds, cache_dir=tmp_path, progress=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert torch.equal(feats.features, ref.features)
+    assert list(tmp_path.iterdir()) == []  # neither a half entry nor a temporary file
+    assert extract_features(tiny_native, ds, cache_dir=tmp_path, progress=False).cache_status == "miss"
+
+
+def test_read_only_cache_folder_keeps_the_features(tmp_path, tiny_native, monkeypatch):
+    import os
+
+    import catalyst_nb.state_io as state_io
+    from catalyst_nb.features import CacheWriteWarning
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # permissions do not stop root: refuse the file creation as the kernel would
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(state_io.tempfile, "mkstemp", refuse)
+    try:
+        with pytest.warns(CacheWriteWarning, match="PermissionError"):
+            feats = extract_features(tiny_native, _dataset(name="ro"), cache_dir=folder, progress=False)
+        assert feats.features.shape == (12, 64) and "not saved" in feats.cache_status
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)

@@ -128,3 +128,18 @@ def test_budget_stops_calls_with_a_clear_message():
 def test_budget_validation():
     with pytest.raises(ValueError, match="max_calls"):
         Budget(max_calls=-1)
+
+
+def test_resuming_client_replays_recorded_calls_in_order_then_records_new_ones(tmp_path):
+    from catalyst_nb.llm import ResumingClient
+
+    path = tmp_path / "run" / "cassette.json"
+    first = ResumingClient(ScriptedClient(["a {} one", "a {} two"], kind="completion"), path)
+    req = LLMRequest(prompt="list:", model="scripted", seed=1)
+    assert [first.complete(req).text for _ in range(2)] == ["a {} one", "a {} two"]
+    # a resumed run: the same two calls come from the file, the third goes to the live model
+    live = ScriptedClient(["a {} three"], kind="completion")
+    again = ResumingClient(live, path)
+    assert [again.complete(req).text for _ in range(3)] == ["a {} one", "a {} two", "a {} three"]
+    assert again.replayed == 2 and len(live.requests) == 1
+    assert len(Cassette.load(path)) == 3

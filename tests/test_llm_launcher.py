@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,12 @@ def test_missing_model_and_bad_arguments(tmp_path, fake_python):
         LocalLLMServer(port=70000)
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C does its default, even when this test run ignores SIGINT
+    (a shell's background job inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_launcher_child(fake_python: Path, model_file: Path) -> tuple[subprocess.Popen, int]:
     code = textwrap.dedent(
         f"""
@@ -120,7 +127,8 @@ def _run_launcher_child(fake_python: Path, model_file: Path) -> tuple[subprocess
         """
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=default_sigint)
     line = child.stdout.readline()
     assert line.strip().isdigit(), f"launcher child printed {line!r}"
     return child, int(line)
@@ -168,3 +176,63 @@ def test_gguf_is_assembled_once_into_the_cache(tmp_path):
     assert gguf_path(directory=tmp_path) == path and path.stat().st_mtime_ns == mtime
     assert [p.name for p in tmp_path.iterdir()] == [pkg.MODEL_NAME]  # no temporary left behind
     path.unlink()  # 250 MB: do not keep it in pytest's retained temporary directories
+
+
+def test_ctrl_c_test_does_not_depend_on_how_the_suite_was_started(fake_python, model_file):
+    """As in a background job: SIGINT ignored in the test process must not reach the launcher child."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child, server_pid = _run_launcher_child(fake_python, model_file)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=15)
+        assert child.returncode != 0  # interrupted, not still sleeping
+        assert wait_gone(server_pid)
+    finally:
+        child.kill()
+        if pid_alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def test_port_held_by_another_server_is_refused(fake_python, model_file):
+    from llm_fixtures.fake_openai import FakeOpenAIServer
+
+    with FakeOpenAIServer() as other:
+        port = int(other.base_url.split(":")[-1].split("/")[0])
+        server = make(fake_python, model_file, port=port)
+        with pytest.raises(LocalServerError, match=f"port {port} .* in use"):
+            server.start()
+        assert not server.is_running
+
+
+def test_answer_listing_another_model_is_refused(fake_python, model_file):
+    server = make(fake_python, model_file, extra_args=["--report-model", "someone-else"])
+    with pytest.raises(LocalServerError, match="not 'gemma-3-270m': another server"):
+        server.start()
+    assert not server.is_running
+
+
+def test_server_dying_right_after_its_first_answer_is_reported(fake_python, model_file):
+    server = make(fake_python, model_file, extra_args=["--exit-after-answer"])
+    with pytest.raises(LocalServerError, match="exited with code 4 right after"):
+        server.start()
+    assert not server.is_running
+
+
+def test_server_started_from_a_finished_thread_keeps_running(fake_python, model_file):
+    """The parent-death mechanism follows the launching process, not the thread that started it."""
+    server = make(fake_python, model_file)
+    worker = threading.Thread(target=server.start)
+    worker.start()
+    worker.join()
+    try:
+        time.sleep(1.0)
+        assert server.is_running
+        client = server.completion_client()
+        assert "a photo of a {}" in client.complete(LLMRequest(model=client.model, prompt="1.")).text
+    finally:
+        pid = server.pid
+        server.stop()
+    assert wait_gone(pid)

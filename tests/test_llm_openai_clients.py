@@ -100,6 +100,45 @@ def test_kind_mismatch_is_a_value_error():
         client.complete(completion_request())
 
 
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and everything reachable through ``__cause__`` and ``__context__`` (suppressed or not)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__]
+    return seen
+
+
+def holds_secret(obj, depth: int = 0, seen: set | None = None) -> bool:
+    """True if SECRET is reachable from ``obj`` through attributes, mappings or sequences (a few levels)."""
+    seen = set() if seen is None else seen
+    if depth > 6 or id(obj) in seen:
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, (str, bytes)):
+        return (SECRET.encode() if isinstance(obj, bytes) else SECRET) in obj
+    if isinstance(obj, (int, float, bool, type(None))):
+        return False
+    if isinstance(obj, BaseException) and holds_secret(obj.args, depth + 1, seen):
+        return True
+    from collections.abc import Mapping
+
+    if isinstance(obj, Mapping):
+        try:
+            items = list(obj.items())
+        except Exception:
+            items = []
+        return any(holds_secret(k, depth + 1, seen) or holds_secret(v, depth + 1, seen) for k, v in items)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return any(holds_secret(v, depth + 1, seen) for v in obj)
+    attrs = getattr(obj, "__dict__", None)
+    return isinstance(attrs, dict) and holds_secret(attrs, depth + 1, seen)
+
+
 @pytest.mark.parametrize(
     ("reply", "error", "status"),
     [
@@ -125,6 +164,9 @@ def test_http_faults_map_to_typed_errors(reply, error, status):
     assert "fake-model" in str(info.value)
     assert SECRET not in str(info.value)
     assert SECRET not in "".join(traceback.format_exception(info.value))
+    chain = exception_chain(info.value)
+    assert chain == [info.value]  # no SDK exception (with the request's headers) kept as cause or context
+    assert not holds_secret(info.value)
 
 
 def test_empty_completion_is_a_response_not_an_error():
@@ -197,5 +239,8 @@ def test_key_never_in_repr_logs_cassettes_ledgers_states_or_errors(caplog, tmp_p
     }
     for where, text in leaks.items():
         assert SECRET not in text, f"API key found in {where}"
+    for i, exc in enumerate(exception_chain(info.value)):
+        assert not type(exc).__module__.startswith(("openai", "httpx")), f"SDK exception kept in the chain: {exc!r}"
+        assert not holds_secret(exc), f"API key held by exception {i} in the chain: {type(exc).__name__}"
     with pytest.raises(TypeError, match="not picklable"):
         pickle.dumps(real)

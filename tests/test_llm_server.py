@@ -117,12 +117,18 @@ def test_second_launcher_stops_cleanly_after_an_exception(server):
     assert server.is_running
 
 
-def test_server_command_serves_until_ctrl_c(server):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_server_command_serves_until_ctrl_c_or_sigterm(server, signum):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "catalyst_nb.llm.server", "--n-ctx", "512"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    # started as from a shell's background job (SIGINT ignored, inherited): the command must not depend on it
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catalyst_nb.llm.server", "--n-ctx", "512"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         info = {}
         for _ in range(3):
@@ -133,10 +139,38 @@ def test_server_command_serves_until_ctrl_c(server):
 
         client = OpenAICompletionClient(info["model"], base_url=info["base_url"], api_key="EMPTY", max_retries=0)
         assert client.complete(LLMRequest(model=client.model, prompt="Hi", max_tokens=2, seed=0)).completion_tokens
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "stopped" in out
         assert pid_gone(int(info["pid"]))
     finally:
         proc.kill()
+
+
+def test_a_whole_small_catalyst_run_against_the_real_local_llm(server):
+    """The default preset end to end with Gemma: caption samples, proposals scored as loaded, restarts."""
+    from catalyst_nb.backbone import load_clip
+    from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
+    from catalyst_nb.features import extract_features
+    from catalyst_nb.optim import CatalystOptimizer
+    from catalyst_nb.prompt_learner import PromptLearner
+
+    clip = load_clip()
+    train = extract_features(clip, few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1), progress=False)
+    val = extract_features(clip, few_shot(load_embedded_fashion_mnist("val"), shots=8, seed=1), progress=False)
+    learner = PromptLearner(clip, train.classnames, n_ctx=8, ctx_init="a photo of a")
+    opt = CatalystOptimizer(learner, train, scoring=val, llm=server.completion_client(), task=FASHION_MNIST_TASK,
+                            rounds=2, gradient=dict(total_steps=12, warmup_steps=1, batch_size=8, seed=1),
+                            llm_config=dict(seed=3))
+    opt.run(progress=False)
+    assert opt.done and opt.step_count == 12
+    llm_events = [e for e in opt.events if e.kind == "llm"]
+    assert len(llm_events) == 2 and all(e.data["n_calls"] == 8 for e in llm_events)
+    assert all(len(e.data["replies"]) == 8 for e in llm_events)
+    proposals = [p for e in opt.events if e.kind == "proposals" for p in e.data["proposals"]]
+    assert proposals, [e.data["replies"] for e in llm_events]  # Gemma gave at least one valid new template
+    assert all(p["template"].count("{}") == 1 and p["loss"] is not None for p in proposals if p["status"] != "invalid")
+    restarts = [e for e in opt.events if e.kind == "restart"]
+    for r in restarts:
+        assert r.data["template"] in {p["template"] for p in proposals}

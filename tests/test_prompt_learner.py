@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from catalyst_nb.prompt_learner import PromptLearner
+from catalyst_nb.prompt_learner import PromptLearner, TokenizationWarning
 
 CLASSES = ["dog", "ankle boot", "t-shirt"]
 
@@ -106,3 +106,77 @@ def test_bad_classnames_and_templates(tiny_clip):
         learner.load_text("{} and {}")
     with pytest.raises(ValueError, match="non-empty"):
         learner.load_text("   ")
+
+
+def test_strip_fillers_loads_the_same_context(tiny_clip):
+    from catalyst_nb.data import FASHION_MNIST_CLASSNAMES
+
+    for position in ("end", "front"):
+        learner = PromptLearner(tiny_clip, FASHION_MNIST_CLASSNAMES[:3], n_ctx=6, class_token_position=position,
+                                ctx_init="a photo of a")
+        template = learner.to_text().template
+        stripped = learner.strip_fillers(template)
+        assert len(stripped.split()) < len(template.split())  # the fillers are gone
+        assert learner.fit_text(stripped)[0] == learner.fit_text(template)[0]
+
+
+def test_single_class_is_refused(tiny_clip):
+    with pytest.raises(ValueError, match="at least two classes"):
+        PromptLearner(tiny_clip, ["dog"])
+
+
+def test_classes_the_wordpiece_vocabulary_cannot_read_are_refused(tiny_hf):
+    """On a WordPiece vocabulary these names all become [UNK]: identical prompts, indistinguishable classes."""
+    names = ["猫", "狗", "🐱", "🐶"]
+    with pytest.warns(TokenizationWarning, match="cannot read"):
+        with pytest.raises(ValueError, match="identical prompts") as info:
+            PromptLearner(tiny_hf, names, n_ctx=4)
+    assert "'猫' and '狗'" in str(info.value) and "[UNK]" in str(info.value)
+
+
+def test_unknown_word_in_a_class_name_warns_but_distinct_prompts_pass(tiny_hf):
+    with pytest.warns(TokenizationWarning, match=r"\{'猫 shoe': \['猫'\]\}"):
+        learner = PromptLearner(tiny_hf, ["猫 shoe", "dog"], n_ctx=4)
+    assert len(learner.classnames) == 2
+
+
+def test_byte_level_bpe_reads_any_class_name(tiny_native):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TokenizationWarning)
+        learner = PromptLearner(tiny_native, ["猫", "狗", "🐱"], n_ctx=4)
+    assert len(set(map(tuple, learner.token_ids.tolist()))) == 3
+
+
+def test_duplicate_class_names_are_refused(tiny_clip):
+    with pytest.raises(ValueError, match="identical prompts"):
+        PromptLearner(tiny_clip, ["dog", "cat", "dog"], n_ctx=2)
+
+
+def test_unknown_words_in_ctx_init_and_load_text_warn(tiny_hf):
+    with pytest.warns(TokenizationWarning, match=r"template 'a 写真 of a' .*\['写真'\]"):
+        learner = PromptLearner(tiny_hf, CLASSES, ctx_init="a 写真 of a")
+    with pytest.warns(TokenizationWarning, match=r"\['🙂'\]"):
+        report = learner.load_text("a 🙂 photo of a {}.")
+    assert report.unknown == ("🙂",)
+    assert learner.fit_text("a photo of a {}.")[1].unknown == ()
+
+
+def test_over_long_ctx_init_warns(tiny_clip):
+    with pytest.warns(TokenizationWarning, match=r"more tokens than n_ctx=2; dropped"):
+        learner = PromptLearner(tiny_clip, CLASSES, n_ctx=2, ctx_init="a blurry photo of a")
+    assert learner.to_text().template == "of a {}."
+
+
+def test_to_text_skips_special_tokens_and_says_so(tiny_clip):
+    """A context sitting exactly on a special token's embedding still projects to a word."""
+    learner = PromptLearner(tiny_clip, CLASSES, n_ctx=2)
+    tok = tiny_clip.tokenizer
+    special = tok.start_id
+    with torch.no_grad():
+        learner.ctx.copy_(tiny_clip.token_embedding.weight[[special, tok.end_id]])
+    ids = learner.to_text().token_ids[0]
+    assert not set(ids) & set(tok.excluded_ids)
+    doc = " ".join(PromptLearner.to_text.__doc__.split())
+    assert "skips the tokenizer's special and unused entries" in doc and "CoOp searches the whole table" in doc

@@ -25,3 +25,38 @@ def test_llm_layer_imports_without_torch():
     code = "import sys, catalyst_nb.llm; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _names_announced_to_type_checkers() -> set[str]:
+    """Every name the ``if TYPE_CHECKING:`` block of ``__init__.py`` imports (star imports expanded)."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    tree = ast.parse(Path(catalyst_nb.__file__).read_text())
+    names: set[str] = set()
+    blocks = [n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING"]
+    assert blocks, "no TYPE_CHECKING block found"
+    for node in ast.walk(blocks[0]):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    names |= set(importlib.import_module(node.module).__all__)
+                else:
+                    names.add(alias.asname or alias.name)
+    return names
+
+
+def test_every_name_announced_to_type_checkers_resolves_at_runtime():
+    announced = _names_announced_to_type_checkers()
+    missing = sorted(name for name in announced if not hasattr(catalyst_nb, name))
+    assert not missing, f"announced to type checkers but AttributeError at runtime: {missing}"
+    assert announced == set(catalyst_nb.__all__)
+
+
+def test_dead_code_is_gone():
+    import catalyst_nb.llm.client as client
+    from catalyst_nb.trajectory import Trajectory
+
+    assert not hasattr(client, "messages_of")  # had no caller
+    assert not hasattr(Trajectory(), "snapshots")  # was never filled

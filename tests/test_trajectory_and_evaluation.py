@@ -23,15 +23,22 @@ def test_save_and_load_round_trip(tmp_path):
         _record(0, context_text="a photo of", template="a photo of {}.", token_ids=(1, 2, 3), distance=0.5),
         _record(1, loss=float("nan")),
         _record(2, stage=1, template="a photo of {}."),
-    ], snapshots={0: torch.ones(3, 4)})
+    ])
     path = traj.save(tmp_path / "run" / "traj.jsonl")
     back = Trajectory.load(path)
     assert len(back) == 3
     assert back[0] == traj[0]
     assert math.isnan(back[1].loss)
-    assert torch.equal(back.snapshots[0], torch.ones(3, 4))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["traj.jsonl"]  # no temporary or side files
     assert back.distinct_templates() == ["a photo of {}."]
     assert back.column("stage") == [0, 0, 1]
+
+
+def test_trajectory_has_no_snapshot_store():
+    """Snapshots were announced but never filled; the attribute and the constructor argument are gone."""
+    assert not hasattr(Trajectory(), "snapshots")
+    with pytest.raises(TypeError):
+        Trajectory([], snapshots={0: torch.ones(1)})
 
 
 def test_trajectory_is_append_only_in_step_order():
@@ -75,3 +82,18 @@ def test_harmonic_mean_and_seed_summary():
     s = summarize_seeds([0.7, 0.8, 0.9])
     assert s.mean == pytest.approx(0.8) and s.std == pytest.approx(0.1)
     assert summarize_seeds([0.5]).std == 0.0
+
+
+def test_evaluate_templates_refuses_prompts_longer_than_the_context(tiny_clip):
+    from catalyst_nb.evaluation import evaluate_templates
+
+    labels = torch.tensor([0, 1])
+    feats = FeatureSet(F.normalize(torch.randn(2, 64, generator=torch.Generator().manual_seed(0)), dim=-1), labels,
+                       None, ("dog", "cat"), "k", "two")
+    assert 0 <= evaluate_templates(tiny_clip, "a photo of a {}.", feats).accuracy <= 1
+    long_template = " ".join(["word"] * 500) + " {}."
+    with pytest.raises(ValueError, match=r"with class 'dog' needs \d+ tokens, more than .* context length"):
+        evaluate_templates(tiny_clip, long_template, feats)
+    long_names = FeatureSet(feats.features, labels, None, ("dog " * 80, "cat"), "k", "two")
+    with pytest.raises(ValueError, match="context length"):
+        evaluate_templates(tiny_clip, "a photo of a {}.", long_names)

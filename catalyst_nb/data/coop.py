@@ -46,7 +46,8 @@ def load_coop_split(
 
     ``split_json`` and ``image_dir`` are relative to ``root`` unless absolute; ``image_dir=""`` means the
     images lie directly under ``root``. Datasets are named ``f"{name}/{split}"`` with ``name`` defaulting to
-    the folder name. Class names come from the file; a label used with two names, or a name used with two
+    the folder name. Class names come from the file, with underscores read as spaces (as CoOp's prompts
+do: ``"wild_cat"`` is prompted as ``"wild cat"``); a label used with two names, or a name used with two
     labels, anywhere in the file is an error naming the pair and the file. With ``verify=True`` every image
     is checked to exist now rather than when it is first loaded.
     """
@@ -130,7 +131,12 @@ def load_coop_split(
     gaps = [label for label in range(n_classes) if label not in label_to_name]
     if gaps:
         raise CorruptDataError(f"{split_path}: labels must run 0..{n_classes - 1} but {gaps[:10]} never occur")
-    classnames = tuple(label_to_name[label][0] for label in range(n_classes))
+    # CoOp's prompt learner and zero-shot model read "wild_cat" as "wild cat" (name.replace("_", " ")), as
+    # our image-folder loader does; the names in the file are kept for the consistency checks above.
+    classnames = tuple(label_to_name[label][0].replace("_", " ").strip() for label in range(n_classes))
+    if len(set(classnames)) != len(classnames):
+        clash = sorted({c for c in classnames if classnames.count(c) > 1})
+        raise CorruptDataError(f"{split_path}: class names {clash} coincide once underscores read as spaces")
 
     source = FileImageSource(images_root)
     base_name = name if name is not None else root.resolve().name

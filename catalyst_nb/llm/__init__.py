@@ -6,7 +6,7 @@ Importing this package imports neither ``openai`` nor ``llama_cpp``; clients loa
 
 from __future__ import annotations
 
-from .cassette import Cassette, CassetteEntry, RecordingClient, ReplayingClient
+from .cassette import Cassette, CassetteEntry, RecordingClient, ReplayingClient, ResumingClient
 from .client import ChatMessage, LLMClient, LLMRequest, LLMResponse, request_key
 from .errors import (
     BudgetExceeded,
@@ -65,6 +65,7 @@ __all__ = [
     "RejectedLine",
     "ReplayMiss",
     "ReplayingClient",
+    "ResumingClient",
     "ScoredTemplate",
     "ScriptedClient",
     "TaskDescription",

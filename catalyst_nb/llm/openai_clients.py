@@ -127,14 +127,20 @@ class _OpenAIClientBase:
         if request.model != self.model:
             logger.debug("request model %r differs from client model %r; sending the request's", request.model, self.model)
         start = time.perf_counter()
+        # The SDK's exception holds the HTTP request, headers and key included.  Raising our error inside
+        # the except block would keep it as __context__ (``from None`` only hides it from tracebacks), so
+        # the error is built there and raised after the block, with no link to the SDK's exception.
+        failure: LLMError | None = None
         try:
             raw = self._send(request)
         except openai.OpenAIError as exc:
-            raise map_openai_error(exc, where=self._where(), secret=self._secret) from None
+            failure = map_openai_error(exc, where=self._where(), secret=self._secret)
         except json.JSONDecodeError as exc:  # a garbage body declared as JSON
-            raise LLMResponseError(
+            failure = LLMResponseError(
                 f"{self._where()}: the server's reply is not valid JSON ({_redact(str(exc), self._secret)})"
-            ) from None
+            )
+        if failure is not None:
+            raise failure
         latency = time.perf_counter() - start
         response = self._read(raw, latency)
         logger.debug(

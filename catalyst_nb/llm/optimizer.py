@@ -450,7 +450,8 @@ class LLMPromptOptimizer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any], *, strict: bool = True) -> None:
-        """Restore proposals and rounds. With ``strict`` the configuration must match this optimizer's.
+        """Restore proposals and rounds. With ``strict`` the configuration must match this optimizer's
+        (the task, its class names included, and every setting).
 
         Everything is checked before anything changes: a bad state leaves the optimizer as it was.
         """
@@ -460,6 +461,11 @@ class LLMPromptOptimizer:
         missing = {"config", "proposals", "rounds", "human_count"} - set(state)
         if missing:
             raise ValueError(f"LLMPromptOptimizer state is missing {sorted(missing)}")
+        saved_config = state["config"]
+        if not isinstance(saved_config, Mapping) or not isinstance(saved_config.get("settings", {}), Mapping):
+            raise ValueError(f"LLMPromptOptimizer state is damaged: config is {type(saved_config).__name__}, not a mapping")
+        if not isinstance(state["proposals"], list) or not isinstance(state["rounds"], list):
+            raise ValueError("LLMPromptOptimizer state is damaged: proposals and rounds must be lists")
         mine = self._config()
         if strict and state["config"] != mine:
             saved = state["config"]

@@ -37,13 +37,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_threads=args.n_threads, startup_timeout=args.startup_timeout,
     )
     stop = threading.Event()
+    serving = False
 
     def on_term(signum: int, frame: object) -> None:
         stop.set()
+        if not serving:  # still starting: abort the start, which stops what was started
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Set explicitly: a process started with SIGINT ignored (a shell's background job) would otherwise
+    # inherit that and could only be stopped by SIGTERM.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with server:
+            serving = True
             print(f"base_url: {server.base_url}", flush=True)
             print(f"model:    {server.model_alias}", flush=True)
             print(f"pid:      {server.pid}", flush=True)

@@ -53,6 +53,16 @@ _PHASES = ("stage", "stage_end", "candidates", "llm", "proposals", "decision", "
 Unit = StepRecord | RoundEvent | AwaitingApproval
 
 
+class _NoLLM:
+    """The client of a catalyst without an LLM: people may still suggest, nothing is ever sent."""
+
+    kind = "chat"
+    model = "none"
+
+    def complete(self, request: Any) -> Any:
+        raise LLMError("no LLM client was given to this run")
+
+
 def _score_dict(result: Any) -> dict[str, float]:
     return {"accuracy": float(result.accuracy), "loss": float(result.loss)}
 
@@ -64,7 +74,10 @@ class CatalystOptimizer:
         learner: the prompt learner (its context is what both optimizers move).
         train: cached training features.
         scoring: the split candidates and proposals are scored on (never the reported split).
-        llm: the LLM client (any :class:`~catalyst_nb.llm.LLMClient`; a replaying client for exact reruns).
+        llm: the LLM client (any :class:`~catalyst_nb.llm.LLMClient`; a replaying client for exact reruns),
+            or ``None``: no LLM round at all.  Without an LLM and with ``restart_from="any"`` the rounds
+            restart from the best scored candidate (the projection-restart control); with the default
+            ``restart_from="proposals"`` only the stages run, which is CoOp with per-stage evaluations.
         task: what the images are, for the meta-prompt (default: from the training split's name).
         evaluation: an optional split evaluated at each stage end, for plots (not used for decisions).
         preset: ``"default"`` or ``"paper"`` (see :mod:`catalyst_nb.optim.catalyst_config`).
@@ -80,7 +93,7 @@ class CatalystOptimizer:
         train: FeatureSet,
         *,
         scoring: FeatureSet,
-        llm: LLMClient,
+        llm: LLMClient | None,
         task: TaskDescription | None = None,
         evaluation: FeatureSet | None = None,
         preset: str = "default",
@@ -97,7 +110,7 @@ class CatalystOptimizer:
             log.warning("scoring on the training features: candidate scores will favour what the context fits")
         self.gradient = GradientPromptOptimizer(learner, train, **dict(gradient or {}))
         self.learner = learner
-        steps_per_epoch = math.ceil(len(train) / self.gradient.config.batch_size)
+        steps_per_epoch = self.gradient.steps_per_epoch  # follows drop_last
         self.config: CatalystConfig = resolve_config(preset, {**config, "approval": approval}, steps_per_epoch=steps_per_epoch)
         self.preset = preset
         self.stage_steps = self.config.stage_length(self.gradient.config.total_steps)
@@ -106,7 +119,9 @@ class CatalystOptimizer:
         self.evaluation = evaluation.to(learner.ctx.device) if evaluation is not None else None
         task = task or TaskDescription(dataset=train.name or "image classification", images="photos", classnames=learner.classnames)
         settings = llm_settings(preset, getattr(llm, "kind", "chat"), dict(llm_config or {}))
-        self.llm = LLMPromptOptimizer(llm, task=task, config=LLMOptimizerConfig.from_dict(settings))
+        self.uses_llm = llm is not None
+        self.llm = LLMPromptOptimizer(llm if llm is not None else _NoLLM(), task=task,
+                                      config=LLMOptimizerConfig.from_dict(settings))
         self.events: list[RoundEvent] = []
         self.pool: dict[str, Candidate] = {}
         self._round = 0
@@ -115,6 +130,7 @@ class CatalystOptimizer:
         self._probe_spent = 0
         self._round_candidates: list[str] = []
         self._round_proposals: list[str] = []
+        self._round_cands: dict[str, Candidate] = {}
         self._chosen: dict[str, Any] | None = None
         self._awaiting: AwaitingApproval | None = None
         self._probe_states: dict[str, dict[str, Any]] = {}
@@ -223,8 +239,14 @@ class CatalystOptimizer:
                                 "scoring_key": self.scoring_key, "eval": None}
         if self.evaluation is not None:
             data["eval"] = _score_dict(self.gradient.evaluate(self.evaluation))
-        last = self._round >= self.config.rounds
-        self._phase = "done" if last else "candidates"
+        if self._round >= self.config.rounds:
+            self._phase = "done"
+        elif self.uses_llm or self.config.restart_from == "any":
+            self._phase = "candidates"
+        else:  # no LLM and nothing else to restart from: the stages alone (CoOp)
+            event = self._emit("stage_end", data, started)
+            self._finish_round()
+            return event
         return self._emit("stage_end", data, started)
 
     def _do_candidates(self) -> RoundEvent:
@@ -235,13 +257,16 @@ class CatalystOptimizer:
         projections = projection_templates(self.trajectory, self._round) if "projection" in c.sources else []
         if not projections and "projection" in c.sources:
             projections = [self.learner.to_text(metric=self.gradient.config.projection_metric).template]
+        strip = self.learner.strip_fillers
         cands = gather_candidates(round_index=self._round, k=c.candidates, sources=c.sources,
-                                  projections=projections, variants=variants, pool=self.pool.values())
+                                  projections=[strip(t) for t in projections], variants=[strip(t) for t in variants],
+                                  pool=self.pool.values())
         scored = self._score(cands)
         self._round_candidates = [s.id for s in scored]
+        self._round_cands = {s.id: s for s in scored}
         for s in scored:
             self._add_to_pool(s)
-        self._phase = "llm"
+        self._phase = "llm" if self.uses_llm else "decision"
         return self._emit("candidates", {"candidates": [s.to_dict() for s in scored]}, started)
 
     def _score(self, candidates: list[Candidate]) -> list[Candidate]:
@@ -273,7 +298,7 @@ class CatalystOptimizer:
     def _finish_round(self) -> None:
         self._round += 1
         self._stage_start = self.gradient.step_count
-        self._round_candidates, self._round_proposals = [], []
+        self._round_candidates, self._round_proposals, self._round_cands = [], [], {}
         self._chosen, self._awaiting, self._probe_states = None, None, {}
         self._phase = "stage"
 
@@ -289,10 +314,10 @@ class CatalystOptimizer:
                 "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s}
         self._round_proposals = [p.id for p in new]
         event = self._emit("llm", data, started)
-        if not new:
+        if not new and self.config.restart_from == "proposals":
             self._skip("no usable template in the LLM's reply", time.perf_counter())
         else:
-            self._phase = "proposals"
+            self._phase = "proposals" if new else "decision"
         return event
 
     def _do_proposals(self) -> RoundEvent:
@@ -313,10 +338,22 @@ class CatalystOptimizer:
 
     # ------------------------------------------------------------------------------------------ decision
 
+    def _get(self, cid: str) -> Candidate:
+        """A candidate of this round or a proposal, by id."""
+        if cid in self._round_cands:
+            return self._round_cands[cid]
+        return self.llm.get(cid)
+
+    def _choices(self) -> list[Candidate]:
+        """What a restart may start from: this round's proposals, and its candidates with ``restart_from="any"``."""
+        out = [self.llm.get(pid) for pid in self._round_proposals]
+        if self.config.restart_from == "any":
+            out += [self._round_cands[cid] for cid in self._round_candidates]
+        return out
+
     def _recommend(self) -> tuple[str | None, dict[str, float] | None]:
-        """The policy's choice among this round's proposals (None: keep the context) and probe losses."""
-        proposals = [self.llm.get(pid) for pid in self._round_proposals]
-        valid = [p for p in proposals if p.scored]
+        """The policy's choice among this round's choices (None: keep the context) and probe losses."""
+        valid = [p for p in self._choices() if p.scored]
         policy = self.config.restart
         if policy == "none" or not valid:
             return None, None
@@ -342,7 +379,7 @@ class CatalystOptimizer:
             for branch in ["current", *[c.id for c in top]]:
                 self.gradient.load_state_dict(origin)
                 if branch != "current":
-                    self._load_template(self.llm.get(branch).template)
+                    self._load_template(self._get(branch).template)
                 for _ in range(P):
                     self.gradient.step()
                 losses[branch] = float(self.scorer.current().loss)
@@ -358,12 +395,13 @@ class CatalystOptimizer:
         started = time.perf_counter()
         recommended, probe = self._recommend()
         if self.config.approval == "human":
-            ranked = rank_candidates(self.llm.get(pid) for pid in self._round_proposals)
-            record = self.llm.rounds[-1]
+            ranked = rank_candidates(self._choices())
+            record = self.llm.rounds[-1] if self.uses_llm and self.llm.rounds else None
             self._awaiting = AwaitingApproval(
                 round=self._round, proposals=tuple(ranked), recommended=recommended,
-                current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt,
-                replies=tuple(record.replies), dropped=tuple((r.line, r.reason) for r in record.rejected),
+                current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt if record else "",
+                replies=tuple(record.replies) if record else (),
+                dropped=tuple((r.line, r.reason) for r in record.rejected) if record else (),
                 policy=self.config.restart, probe=probe,
             )
             return self._awaiting
@@ -372,7 +410,7 @@ class CatalystOptimizer:
     def _decide(self, chosen: str | None, *, decider: str, probe: Mapping[str, float] | None = None,
                 edited_from: str | None = None, started: float | None = None) -> RoundEvent:
         started = time.perf_counter() if started is None else started
-        template = self.llm.get(chosen).template if chosen else None
+        template = self._get(chosen).template if chosen else None
         data = {"decider": decider, "policy": self.config.restart, "chosen": chosen, "template": template,
                 "edited_from": edited_from, "probe": dict(probe) if probe else None}
         self._awaiting = None
@@ -406,7 +444,7 @@ class CatalystOptimizer:
         ids = [c.id for c in pending.proposals]
         if candidate_id not in ids:
             raise KeyError(f"no proposal {candidate_id!r} in round {pending.round}; choose one of {ids}")
-        if text is not None and check_template(text) != self.llm.get(candidate_id).template:
+        if text is not None and check_template(text) != self._get(candidate_id).template:
             edited = self._human_candidate(text, note=f"edited from {candidate_id}")
             return self._decide(edited.id, decider="human", edited_from=candidate_id)
         return self._decide(candidate_id, decider="human", probe=pending.probe)
@@ -465,9 +503,13 @@ class CatalystOptimizer:
         else:
             report = self._load_template(template)
         self._adopt(adopted)
-        self.llm.mark(cid, Status.CHOSEN)
+        if cid in self._round_cands:
+            chosen = replace(self._round_cands[cid], status=Status.CHOSEN)
+            self._round_cands[cid] = chosen
+        else:
+            chosen = self.llm.mark(cid, Status.CHOSEN)
         self.pool.pop(cid, None)
-        self._add_to_pool(self.llm.get(cid))
+        self._add_to_pool(chosen)
         data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(self.learner.fit_text(template)[0]),
                 "report": {"tokens": list(report.tokens), "n_padded": report.n_padded, "dropped": list(report.dropped),
                            "ignored_text": report.ignored_text},
@@ -538,6 +580,7 @@ class CatalystOptimizer:
             "probe_spent": self._probe_spent,
             "round_candidates": list(self._round_candidates),
             "round_proposals": list(self._round_proposals),
+            "round_cands": [c.to_dict() for c in self._round_cands.values()],
             "chosen": dict(self._chosen) if self._chosen else None,
             "awaiting": self._awaiting.to_dict() if self._awaiting else None,
             "probe_states": dict(self._probe_states),
@@ -564,6 +607,7 @@ class CatalystOptimizer:
         try:
             events = [RoundEvent.from_dict(e) for e in state["events"]]
             pool = [Candidate.from_dict(c) for c in state["pool"]]
+            round_cands = [Candidate.from_dict(c) for c in state.get("round_cands", [])]
             awaiting = AwaitingApproval.from_dict(state["awaiting"]) if state["awaiting"] else None
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"CatalystOptimizer state is damaged: {exc}") from None
@@ -583,6 +627,7 @@ class CatalystOptimizer:
         self._probe_spent = int(state["probe_spent"])
         self._round_candidates = list(state["round_candidates"])
         self._round_proposals = list(state["round_proposals"])
+        self._round_cands = {c.id: c for c in round_cands}
         self._chosen = dict(state["chosen"]) if state["chosen"] else None
         self._awaiting = awaiting
         self._probe_states = dict(state.get("probe_states") or {})

@@ -39,6 +39,8 @@ class CatalystConfig:
         momentum: ``keep`` (paper) or ``reset`` at a restart.
         schedule: ``continue`` (paper) or ``rewarm`` at a restart.
         pool_size: how many of the best scored templates the pool keeps.
+        restart_from: ``proposals`` (the LLM's and people's) or ``any`` (the round's candidates too;
+            without an LLM this is the projection-restart control that shows the LLM's own share).
         approval: ``auto`` (the policy decides) or ``human`` (the decision waits for a person).
     """
 
@@ -53,6 +55,7 @@ class CatalystConfig:
     momentum: str = "keep"
     schedule: str = "continue"
     pool_size: int = 20
+    restart_from: str = "proposals"
     approval: str = "auto"
 
     def __post_init__(self) -> None:
@@ -70,6 +73,7 @@ class CatalystConfig:
             "schedule": self.schedule in ("continue", "rewarm"),
             "pool_size": isinstance(self.pool_size, int) and self.pool_size >= 1,
             "approval": self.approval in ("auto", "human"),
+            "restart_from": self.restart_from in ("proposals", "any"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

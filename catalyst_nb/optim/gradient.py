@@ -5,8 +5,15 @@ and *returns* what happened (a :class:`~catalyst_nb.trajectory.StepRecord`, also
 ``opt.trajectory``); ``opt.run(n)`` is the loop with a progress bar.  The contract follows
 ``torch.optim``: ``state_dict()`` / ``load_state_dict()`` with plain-dict state checked on load (and a
 continuation that is bit-identical to never having stopped), observers registered as hooks that return
-removable handles.  The learning-rate schedule is a pure function of the step index
+removable handles.  The learning-rate schedule is a pure function of the schedule position
 (:func:`coop_learning_rate`), so there is no scheduler state to drift.
+
+Schedule and batching, compared with CoOp's code: by default the rate changes every step (warm-up steps at
+``warmup_lr``, then a cosine over all steps) and every image is used once per epoch, the last batch of an
+epoch being short.  CoOp steps its scheduler once per *epoch* (epoch 0 at the warm-up rate, then a cosine
+over epochs that never reaches 0) and drops the last partial batch, so 4 shots x 10 classes x 100 epochs
+at batch 32 are 100 updates in CoOp and 200 here.  ``schedule="epoch", drop_last=True`` (CLI:
+``--coop-schedule``) reproduces CoOp exactly (:func:`coop_epoch_learning_rate`).
 """
 from __future__ import annotations
 
@@ -18,15 +25,16 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
+from catalyst_nb.optim.chunked_loss import auto_class_chunk, text_cross_entropy
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.trajectory import StepRecord, Trajectory
 
-__all__ = ["GradientPromptOptimizer", "GradientConfig", "NonFiniteLossError", "coop_learning_rate"]
+__all__ = ["GradientPromptOptimizer", "GradientConfig", "NonFiniteContextError", "NonFiniteLossError",
+           "coop_epoch_learning_rate", "coop_learning_rate"]
 
 log = logging.getLogger(__name__)
 _STATE_VERSION = 1
@@ -46,34 +54,74 @@ class NonFiniteLossError(FloatingPointError):
         self.loss = loss
 
 
+class NonFiniteContextError(NonFiniteLossError):
+    """The update made the context NaN or infinite (the loss was still finite); the update was undone."""
+
+    def __init__(self, step: int, loss: float):
+        FloatingPointError.__init__(
+            self,
+            f"the context became NaN or infinite at step {step} (loss {loss}); the update was undone. Lower the "
+            "learning rate or restore an earlier state_dict().",
+        )
+        self.step = step
+        self.loss = loss
+
+
+_DEFAULT_WARMUP = 5
+
+
 @dataclass(frozen=True)
 class GradientConfig:
-    """Hyperparameters (CoOp's defaults).  ``total_steps`` spans the whole run, all stages included."""
+    """Hyperparameters (CoOp's defaults).  ``total_steps`` spans the whole run, all stages included.
+
+    ``warmup_steps=None`` (the default) means 5 steps, cut to ``total_steps - 1`` for shorter runs, so a
+    short run never fails on a value its user did not set.  ``schedule`` is ``"step"`` (the rate follows
+    the step) or ``"epoch"`` (CoOp's: the rate changes once per epoch); ``drop_last`` skips the last
+    partial batch of each epoch as CoOp does (see the module docstring for the difference).
+
+    ``class_chunk`` is how many class prompts one text-tower pass encodes with autograd; 0 chooses it
+    from ``text_memory_mb``, the memory allowed for their activations (see
+    :mod:`catalyst_nb.optim.chunked_loss`: fewer classes per chunk, same gradient).
+    """
 
     lr: float = 0.002
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 32
     total_steps: int = 250
-    warmup_steps: int = 5
+    warmup_steps: int | None = None
     warmup_lr: float = 1e-5
     seed: int = 0
     project_every: int = 1
     projection_metric: str = "l2"
     precision: str = "auto"
+    schedule: str = "step"
+    drop_last: bool = False
+    class_chunk: int = 0
+    text_memory_mb: float = 1024.0
 
     def __post_init__(self) -> None:
+        if self.warmup_steps is None and isinstance(self.total_steps, int):
+            object.__setattr__(self, "warmup_steps", min(_DEFAULT_WARMUP, max(self.total_steps - 1, 0)))
+
+        def finite(value: Any) -> bool:
+            return isinstance(value, (int, float)) and math.isfinite(value)
+
         checks = {
-            "lr": self.lr > 0,
-            "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "batch_size": self.batch_size >= 1,
-            "total_steps": self.total_steps >= 1,
-            "warmup_steps": 0 <= self.warmup_steps < self.total_steps,
-            "warmup_lr": self.warmup_lr >= 0,
-            "project_every": self.project_every >= 0,
+            "lr": finite(self.lr) and self.lr > 0,
+            "momentum": finite(self.momentum) and 0 <= self.momentum < 1,
+            "weight_decay": finite(self.weight_decay) and self.weight_decay >= 0,
+            "batch_size": isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "total_steps": isinstance(self.total_steps, int) and self.total_steps >= 1,
+            "warmup_steps": isinstance(self.warmup_steps, int) and 0 <= self.warmup_steps < self.total_steps,
+            "warmup_lr": finite(self.warmup_lr) and self.warmup_lr >= 0,
+            "project_every": isinstance(self.project_every, int) and self.project_every >= 0,
             "projection_metric": self.projection_metric in ("l2", "cosine"),
             "precision": self.precision in ("auto", "fp32", "bf16"),
+            "schedule": self.schedule in ("step", "epoch"),
+            "drop_last": isinstance(self.drop_last, bool),
+            "class_chunk": self.class_chunk >= 0,
+            "text_memory_mb": self.text_memory_mb > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -83,12 +131,31 @@ class GradientConfig:
 def coop_learning_rate(step: int, *, lr: float, total_steps: int, warmup_steps: int, warmup_lr: float) -> float:
     """CoOp's schedule per step: constant ``warmup_lr`` while warming up, then cosine decay to 0.
 
-    Past ``total_steps`` the rate stays at 0 rather than rising again on the next cosine period.
+    Past ``total_steps`` the rate stays at 0 rather than rising again on the next cosine period.  CoOp's
+    own scheduler works per epoch instead; see :func:`coop_epoch_learning_rate`.
     """
     if step < warmup_steps:
         return warmup_lr
     progress = min(step, total_steps) / total_steps
     return 0.5 * lr * (1.0 + math.cos(math.pi * progress))
+
+
+def coop_epoch_learning_rate(epoch: int, *, lr: float, epochs: int, warmup_epochs: int, warmup_lr: float) -> float:
+    """CoOp's exact schedule per epoch: ``warmup_lr`` for the warm-up epochs, then a cosine over ``epochs``.
+
+    CoOp wraps ``CosineAnnealingLR(T_max=epochs)`` in a constant warm-up and steps it after each epoch, so
+    epoch ``warmup_epochs + j`` runs at ``0.5 * lr * (1 + cos(pi * j / epochs))``: the first epoch after
+    warm-up at the full rate, the last one still above 0.
+    """
+    if epoch < warmup_epochs:
+        return warmup_lr
+    return 0.5 * lr * (1.0 + math.cos(math.pi * min(epoch - warmup_epochs, epochs) / epochs))
+
+
+def _steps_per_epoch(n_images: int, batch_size: int, drop_last: bool) -> int:
+    if drop_last and n_images >= batch_size:
+        return n_images // batch_size
+    return math.ceil(n_images / batch_size)
 
 
 class GradientPromptOptimizer:
@@ -97,9 +164,15 @@ class GradientPromptOptimizer:
     Args:
         learner: the prompt learner whose ``ctx`` is optimised.
         train: cached training features (with augmented ``views`` if CoOp's augmentation is wanted).
-        epochs: convenience for ``total_steps = epochs * ceil(len(train) / batch_size)`` and one epoch of
-            warm-up (CoOp: 50 epochs for 16 shots, 1 warm-up epoch); ignored when ``total_steps`` is given.
+        epochs: convenience for ``total_steps = epochs * steps_per_epoch`` and one epoch of warm-up
+            (CoOp's published few-shot runs: 50 epochs for 1-2 shots, 100 for 4, 200 for 8-16 shots, with 1
+            warm-up epoch); ignored when ``total_steps`` is given.
         **config: any :class:`GradientConfig` field.
+
+    Attributes:
+        stage: the label written into each step's record (``StepRecord.stage``).  It is not counted here:
+            a plain run stays at stage 0, and :class:`~catalyst_nb.optim.CatalystOptimizer` sets it to its
+            round number before each gradient stage, so a trajectory can be cut into stages.
     """
 
     def __init__(self, learner: PromptLearner, train: FeatureSet, *, epochs: int | None = None, **config: Any):
@@ -109,8 +182,15 @@ class GradientPromptOptimizer:
             raise ValueError(
                 f"train classes {list(train.classnames)[:5]}... differ from the learner's {list(learner.classnames)[:5]}..."
             )
-        batch = int(config.get("batch_size", GradientConfig.batch_size))
-        steps_per_epoch = math.ceil(len(train) / max(batch, 1))  # a bad batch size is reported by GradientConfig
+        present = sorted(set(train.labels.tolist()))
+        if len(present) < 2:
+            raise ValueError(
+                f"the training features hold {len(present)} class(es) {[train.classnames[i] for i in present]}: "
+                "a classifier needs at least two (with one, every prediction is right and nothing is learned)"
+            )
+        batch = config.get("batch_size", GradientConfig.batch_size)
+        batch = batch if isinstance(batch, int) and batch >= 1 else 1  # a bad batch size is reported by GradientConfig
+        steps_per_epoch = _steps_per_epoch(len(train), batch, bool(config.get("drop_last", False)))
         if epochs is not None and "total_steps" not in config:
             if epochs < 1:
                 raise ValueError(f"epochs={epochs} must be >= 1")
@@ -125,6 +205,7 @@ class GradientPromptOptimizer:
         self._step = 0
         self._schedule_step = 0
         self._schedule_total = self.config.total_steps
+        self.steps_per_epoch = _steps_per_epoch(len(train), self.config.batch_size, self.config.drop_last)
         self._gen = torch.Generator().manual_seed(self.config.seed)
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
@@ -146,6 +227,10 @@ class GradientPromptOptimizer:
         """The learning rate the next step will use (a function of the schedule position, not the step)."""
         c = self.config
         warmup = min(c.warmup_steps, max(self._schedule_total - 1, 0))
+        if c.schedule == "epoch":
+            spe = self.steps_per_epoch
+            return coop_epoch_learning_rate(self._schedule_step // spe, lr=c.lr, epochs=max(1, math.ceil(self._schedule_total / spe)),
+                                            warmup_epochs=math.ceil(warmup / spe), warmup_lr=c.warmup_lr)
         return coop_learning_rate(self._schedule_step, lr=c.lr, total_steps=self._schedule_total,
                                   warmup_steps=warmup, warmup_lr=c.warmup_lr)
 
@@ -165,8 +250,11 @@ class GradientPromptOptimizer:
         self._schedule_step = 0
 
     def _next_batch(self) -> torch.Tensor:
-        """Indices of the next minibatch: epochs are seeded permutations, the last batch may be short."""
-        if self._pos >= len(self._perm):
+        """Indices of the next minibatch: epochs are seeded permutations; the last batch may be short, or
+        is skipped with ``drop_last`` (as in CoOp, only when there is at least one full batch)."""
+        size = self.config.batch_size
+        drop = self.config.drop_last and len(self.train) >= size
+        if self._pos >= len(self._perm) or (drop and len(self._perm) - self._pos < size):
             self._perm = torch.randperm(len(self.train), generator=self._gen)
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.config.batch_size]
@@ -178,6 +266,14 @@ class GradientPromptOptimizer:
         if use_bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @property
+    def class_chunk(self) -> int:
+        """Classes per text-tower pass with autograd (``config.class_chunk``, or chosen from the budget)."""
+        if self.config.class_chunk:
+            return self.config.class_chunk
+        element_bytes = 4 if isinstance(self._autocast(), contextlib.nullcontext) else 2
+        return auto_class_chunk(self.learner, memory_mb=self.config.text_memory_mb, element_bytes=element_bytes)
 
     def step(self) -> StepRecord:
         """One SGD update on one minibatch; returns the record (also appended to ``trajectory``).
@@ -197,19 +293,31 @@ class GradientPromptOptimizer:
         lr = self.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            text = self.learner.text_features()
-        logits = self._logit_scale * feats.float() @ text.float().T
-        loss = F.cross_entropy(logits, labels)
-        loss_value = float(loss.detach())
+        computed = text_cross_entropy(self.learner, feats, labels, logit_scale=self._logit_scale,
+                                      class_chunk=self.class_chunk, autocast=self._autocast)
+        logits = computed.logits
+        loss_value = float(computed.loss)
         if not math.isfinite(loss_value):
             self._gen.set_state(gen_state)
             self._perm, self._pos = perm, pos
             raise NonFiniteLossError(self._step, loss_value)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        computed.backward()
         grad_norm = float(self.learner.ctx.grad.detach().norm())
+        ctx_before = self.learner.ctx.detach().clone()
+        momentum_before = {k: v.clone() if torch.is_tensor(v) else v
+                           for k, v in self.optimizer.state.get(self.learner.ctx, {}).items()}
         self.optimizer.step()
+        if not bool(torch.isfinite(self.learner.ctx).all()):  # caught now, not by the next step's loss
+            with torch.no_grad():
+                self.learner.ctx.copy_(ctx_before)
+            if momentum_before:
+                self.optimizer.state[self.learner.ctx] = momentum_before
+            else:
+                self.optimizer.state.pop(self.learner.ctx, None)
+            self._gen.set_state(gen_state)
+            self._perm, self._pos = perm, pos
+            raise NonFiniteContextError(self._step, loss_value)
         accuracy = float((logits.detach().argmax(-1) == labels).float().mean())
         projected = None
         if self.config.project_every and self._step % self.config.project_every == 0:
@@ -291,32 +399,90 @@ class GradientPromptOptimizer:
             "pos": self._pos,
             "trajectory": self.trajectory.to_dicts(),
             "train_key": self.train.key,
+            "classnames": list(self.learner.classnames),
+            "model": self.learner.clip.name,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; refuses state from a different configuration or context shape."""
+        """Restore a :meth:`state_dict`.
+
+        Everything is checked before anything changes, so a refused state leaves the optimizer as it was.
+        Refused: another version, missing or damaged entries, another configuration, another context
+        shape, other classes, or other training features (another model's image tower or other images).
+        """
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-            raise ValueError(f"not a GradientPromptOptimizer state (version {state.get('version') if isinstance(state, dict) else None!r})")
+            version = state.get("version") if isinstance(state, dict) else None
+            raise ValueError(f"not a GradientPromptOptimizer state of version {_STATE_VERSION} (version {version!r})")
+        required = ("config", "step", "ctx", "optimizer", "generator", "perm", "pos", "trajectory", "train_key")
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise ValueError(f"GradientPromptOptimizer state is missing {missing}")
+        if not isinstance(state["config"], dict):
+            raise ValueError(f"GradientPromptOptimizer state has a damaged config: {state['config']!r}")
         mine = asdict(self.config)
         diffs = {k: (state["config"].get(k), v) for k, v in mine.items() if state["config"].get(k) != v}
         if diffs:
             raise ValueError(f"state was saved with a different config (saved, current): {diffs}")
-        if tuple(state["ctx"].shape) != tuple(self.learner.ctx.shape):
-            raise ValueError(f"saved context shape {tuple(state['ctx'].shape)} != {tuple(self.learner.ctx.shape)}")
-        if state.get("train_key") != self.train.key:
-            log.warning("loading optimizer state saved on other training features (%s != %s)",
-                        state.get("train_key"), self.train.key)
+        ctx = state["ctx"]
+        if not torch.is_tensor(ctx) or not ctx.is_floating_point():
+            raise ValueError(f"saved context is not a float tensor: {type(ctx).__name__}")
+        if tuple(ctx.shape) != tuple(self.learner.ctx.shape):
+            raise ValueError(f"saved context shape {tuple(ctx.shape)} != {tuple(self.learner.ctx.shape)}")
+        if not bool(torch.isfinite(ctx).all()):
+            raise ValueError("saved context holds NaN or infinite values")
+        saved_classes = state.get("classnames")
+        if saved_classes is not None and tuple(saved_classes) != tuple(self.learner.classnames):
+            raise ValueError(f"state was saved for other classes {list(saved_classes)[:5]}... "
+                             f"(this learner: {list(self.learner.classnames)[:5]}...)")
+        saved_model = state.get("model")
+        if saved_model is not None and saved_model != self.learner.clip.name:
+            raise ValueError(f"state was saved with model {saved_model!r}, this learner uses {self.learner.clip.name!r}")
+        if state["train_key"] != self.train.key:
+            raise ValueError(
+                f"state was saved on other training features (key {state['train_key']!r}, here {self.train.key!r}): "
+                "other model weights, images, classes or views"
+            )
+        try:
+            probe_gen = torch.Generator()
+            probe_gen.set_state(state["generator"])
+        except (TypeError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"saved random generator state is damaged: {exc}") from None
+        probe_opt = torch.optim.SGD([torch.zeros_like(self.learner.ctx, device="cpu", requires_grad=True)], lr=1.0)
+        try:
+            probe_opt.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"saved SGD state is damaged: {exc}") from None
+        for buf in (v.get("momentum_buffer") for v in state["optimizer"].get("state", {}).values()):
+            if buf is not None and (not torch.is_tensor(buf) or tuple(buf.shape) != tuple(ctx.shape)):
+                raise ValueError("saved momentum does not match the context's shape")
+        perm = state["perm"]
+        try:
+            step, pos = int(state["step"]), int(state["pos"])
+            schedule_step = int(state.get("schedule_step", step))
+            schedule_total = int(state.get("schedule_total", self.config.total_steps))
+            stage = int(state.get("stage", 0))
+            records = [StepRecord.from_dict(d) for d in state["trajectory"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"GradientPromptOptimizer state is damaged: {exc}") from None
+        if not torch.is_tensor(perm) or perm.dtype != torch.long or len(perm) not in (0, len(self.train)):
+            raise ValueError("saved epoch order does not match the training features")
+        if len(perm) and (int(perm.min()) < 0 or int(perm.max()) >= len(self.train)):
+            raise ValueError("saved epoch order indexes images the training features do not have")
+        if not 0 <= pos <= len(perm) or not 0 <= step or not 0 <= schedule_step or schedule_total < 1:
+            raise ValueError(f"saved positions are out of range (step {step}, pos {pos}, schedule "
+                             f"{schedule_step}/{schedule_total})")
+        # everything checked: apply
         with torch.no_grad():
-            self.learner.ctx.copy_(state["ctx"].to(self.learner.ctx.device))
+            self.learner.ctx.copy_(ctx.to(self.learner.ctx.device))
         self.optimizer.load_state_dict(state["optimizer"])
         self._gen.set_state(state["generator"])
-        self._perm = state["perm"].clone()
-        self._pos = int(state["pos"])
-        self._step = int(state["step"])
-        self._schedule_step = int(state.get("schedule_step", self._step))
-        self._schedule_total = int(state.get("schedule_total", self.config.total_steps))
-        self.stage = int(state.get("stage", 0))
-        self.trajectory = Trajectory([StepRecord.from_dict(d) for d in state["trajectory"]])
+        self._perm = perm.clone()
+        self._pos = pos
+        self._step = step
+        self._schedule_step = schedule_step
+        self._schedule_total = schedule_total
+        self.stage = stage
+        self.trajectory = Trajectory(records)
 
     def __repr__(self) -> str:
         return (f"GradientPromptOptimizer(step={self._step}/{self.config.total_steps}, lr={self.lr:.2e}, "

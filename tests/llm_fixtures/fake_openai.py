@@ -10,6 +10,7 @@ Two uses:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -68,7 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         if self.path.rstrip("/").endswith("/models"):
-            self._send(Reply(body={"object": "list", "data": [{"id": "fake-model", "object": "model"}]}))
+            model_id = getattr(self.server.owner, "model_id", "fake-model")
+            self._send(Reply(body={"object": "list", "data": [{"id": model_id, "object": "model"}]}))
+            if getattr(self.server.owner, "exit_after_answer", False):
+                self.wfile.flush()
+                os._exit(4)
         else:
             self._send(Reply(status=404, body={"error": {"message": "not found"}}))
 
@@ -130,8 +135,13 @@ def _serve_as_llama_cpp(argv: list[str]) -> None:
         while True:
             time.sleep(1)
     server = FakeOpenAIServer(Reply(body=completion_body(" a photo of a {}.\n2. a sketch of a {}.")))
+    server._http.server_close()
     server._http = server._HTTP(("127.0.0.1", port), _Handler)
     server._http.owner = server
+    # answer /models with the alias asked for, as llama.cpp does (or another name, to stand for a stranger)
+    alias = argv[argv.index("--model_alias") + 1] if "--model_alias" in argv else "fake-model"
+    server.model_id = argv[argv.index("--report-model") + 1] if "--report-model" in argv else alias
+    server.exit_after_answer = "--exit-after-answer" in argv
     print(f"fake server on {port}", flush=True)
     server._http.serve_forever()
 

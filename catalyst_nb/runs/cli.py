@@ -1,0 +1,130 @@
+"""``catalyst-nb run``: one method into a run folder, from flags and/or a TOML file, resumable.
+
+Every user mistake (an unknown key, an impossible value, a folder that holds a run, ``--resume`` of a
+folder with no run or with other settings) is reported as ``error: ...`` with exit code 2 before any
+model loads.  With ``--compare coop`` the same settings also run CoOp alone (same steps, same stage
+boundaries) and the per-stage accuracies are printed side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable
+
+from catalyst_nb.runs.config import METHODS, RunConfig, load_toml
+
+__all__ = ["add_run_parser", "run_command"]
+
+_CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
+            "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat")}
+
+
+def _flag_type(name: str, default: Any) -> Callable[[str], Any]:
+    if isinstance(default, bool):
+        return lambda v: v.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def add_run_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run one method (default: the catalyst) into a run folder",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("config", nargs="?", help="TOML file with run settings (flags override it)")
+    for f in fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        p.add_argument(flag, dest=f.name, default=None, type=_flag_type(f.name, f.default),
+                       choices=_CHOICES.get(f.name), help=f"default: {f.default!r}")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<method>-seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
+    p.add_argument("--approval", choices=("auto",), default="auto",
+                   help="who approves restarts: the restart policy (headless runs)")
+    p.add_argument("--compare", choices=("none", "coop"), default="none",
+                   help="also run CoOp alone with the same settings and print both")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunConfig:
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(load_toml(args.config))
+    for f in fields(RunConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            values[f.name] = value
+    return RunConfig.from_dict(values)
+
+
+def _pct(x: Any) -> str:
+    return "   –  " if x is None else f"{100 * x:6.2f}"
+
+
+def _print_summary(s: dict[str, Any], out: Path) -> None:
+    print(f"{s['method']:<20} test {_pct(s.get('test_accuracy'))} %   ({s.get('seconds', '?')} s, {out})")
+
+
+def _print_stages(runs: list[tuple[str, dict[str, Any]]]) -> None:
+    stages = [s.get("stages") or [] for _, s in runs]
+    if not any(stages):
+        return
+    header = "stage  step " + "".join(f"  {name:>10} score/test" for name, _ in runs)
+    print(header)
+    for i in range(max(len(x) for x in stages)):
+        row = [x[i] if i < len(x) else None for x in stages]
+        first = next(r for r in row if r is not None)
+        cells = "".join(
+            f"  {_pct(r['scoring_accuracy'])} /{_pct(r['test_accuracy'])}" if r else " " * 23 for r in row
+        )
+        print(f"{first['stage']:>5} {first['step']:>5}{cells}")
+
+
+def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from catalyst_nb.runs.execute import execute
+    from catalyst_nb.runs.folder import RunFolder, RunFolderError
+
+    try:
+        config = _config_from(args, parser)
+    except ValueError as exc:
+        parser.error(str(exc))
+    out = Path(args.out or f"runs/{config.method}-seed{config.seed}")
+    plan = [(config.method, config, out)]
+    if args.compare == "coop" and config.method != "coop":
+        coop = RunConfig.from_dict({**config.to_dict(), "method": "coop", "llm": "none"})
+        plan.append(("coop", coop, out.parent / f"{out.name}-coop"))
+    # folder checks before any model loads
+    for _, cfg, folder in plan:
+        try:
+            if args.resume:
+                RunFolder.for_resume(folder, cfg)
+            elif RunFolder(folder).has_run() and not args.overwrite:
+                raise RunFolderError(f"{os.fspath(folder)} already holds a run; pass --overwrite to replace it "
+                                     "or --resume to continue it")
+        except RunFolderError as exc:
+            parser.error(str(exc))
+    results = []
+    for name, cfg, folder in plan:
+        summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        results.append((name, summary))
+        if summary.get("status") != "done":
+            print(f"{name}: {summary.get('status')} — see {folder}")
+            return 1
+    for (name, s), (_, _, folder) in zip(results, plan):
+        _print_summary(s, folder)
+    _print_stages(results)
+    first = results[0][1]
+    if "llm" in first:
+        llm = first["llm"]
+        print(f"LLM: {llm['calls']} calls, {llm['valid']} valid new templates, {llm['chosen']} chosen as restarts, "
+              f"{llm.get('skipped', 0)} rounds skipped")
+    if first.get("harmonic_mean") is not None:
+        print(f"base {_pct(first['base_accuracy'])} %, new {_pct(first['new_accuracy'])} %, "
+              f"harmonic mean {_pct(first['harmonic_mean'])} %")
+    print(f"zero-shot 'a photo of a {{}}.': {_pct(first['zero_shot_accuracy'])} %")
+    print(f"report: {os.fspath(plan[0][2] / 'report.html')}")
+    return 0

@@ -1,0 +1,57 @@
+"""A finished (or interrupted) run read back from its folder, without loading any model.
+
+Notebooks and plots read runs this way: the gradient steps as a :class:`Trajectory`, the round events as
+:class:`RoundEvent` records, the config and the summary, exactly as the run wrote them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from catalyst_nb.optim.events import RoundEvent
+from catalyst_nb.runs.config import RunConfig
+from catalyst_nb.runs.folder import RunFolder
+from catalyst_nb.trajectory import StepRecord, Trajectory
+
+__all__ = ["RunRecord", "load_run"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run folder holds: config, steps, round events and (when finished) the summary."""
+
+    path: Path
+    config: RunConfig
+    trajectory: Trajectory
+    events: tuple[RoundEvent, ...]
+    summary: dict[str, Any] | None
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+    def stage_accuracies(self) -> list[dict[str, Any]]:
+        """``{"stage", "step", "scoring", "test"}`` at each stage end."""
+        return [{"stage": e.data["stage"], "step": e.step, "scoring": e.data["scoring"]["accuracy"],
+                 "test": (e.data.get("eval") or {}).get("accuracy")} for e in self.events if e.kind == "stage_end"]
+
+
+def _restore(value: Any) -> Any:
+    return float(value) if value in ("nan", "inf", "-inf") else value
+
+
+def load_run(path: str | os.PathLike[str]) -> RunRecord:
+    """Read a run folder (``catalyst-nb run --out PATH``)."""
+    folder = RunFolder(path)
+    config = folder.read_config()
+    steps, events = [], []
+    for e in folder.read_events():
+        body = {k: v for k, v in e.items() if k != "type"}
+        if e.get("type") == "step":
+            steps.append(StepRecord.from_dict({k: _restore(v) for k, v in body.items()}))
+        elif e.get("type") == "round":
+            events.append(RoundEvent.from_dict(body))
+    summary = folder.read_summary() if folder.is_finished() else None
+    return RunRecord(Path(path), config, Trajectory(steps), tuple(events), summary)

@@ -1,0 +1,226 @@
+"""Run folders and `catalyst-nb run`: exact resume after SIGKILL, refusals, damaged files, CLI errors."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+
+from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
+from catalyst_nb.state_io import load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
+         "a bright photo of a {}", "a {} in a shop", "a worn {}", "a clean {}"]
+
+
+class _Deterministic(BaseHTTPRequestHandler):
+    """An OpenAI-compatible completions endpoint whose reply is a function of the request alone."""
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+        text = LINES[digest % len(LINES)]
+        data = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", "m"),
+                           "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def llm_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deterministic)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def _config(**kw) -> RunConfig:
+    base = dict(method="coop", model="tiny-native", pretrained=None, shots=2, steps=18, rounds=2, n_ctx=4,
+                batch_size=8, lr=0.5, scoring_shots=4, llm="none")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _cli_args(url: str, out: Path) -> list[str]:
+    return [sys.executable, "-m", "catalyst_nb", "run", "--model", "tiny-native", "--pretrained", "none",
+            "--shots", "2", "--steps", "18", "--rounds", "2", "--n-ctx", "4", "--batch-size", "8", "--lr", "0.5",
+            "--scoring-shots", "4", "--llm", url, "--llm-model", "fake", "--out", str(out), "--no-progress"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CATALYST_NB_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+def _comparable(folder: Path) -> tuple[list, torch.Tensor]:
+    events = [{k: v for k, v in e.items() if k not in ("seconds",)} for e in RunFolder(folder).read_events()]
+    for e in events:
+        if e.get("type") == "round" and e["kind"] == "llm":
+            e["data"].pop("latency_s", None)
+    state = load_state(folder / "state.pt")["state"]["optimizer"]
+    return events, state["gradient"]["ctx"]
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before the kill point")
+        if ready():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("kill point not reached in time")
+
+
+def _steps_written(folder: Path, n: int):
+    def ready() -> bool:
+        try:
+            return sum('"type": "step"' in line for line in (folder / "events.jsonl").read_text().splitlines()) >= n
+        except FileNotFoundError:
+            return False
+    return ready
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_context_and_events(tmp_path, llm_url):
+    env = _env(tmp_path)
+    ref = tmp_path / "uninterrupted"
+    subprocess.run(_cli_args(llm_url, ref), env=env, check=True, capture_output=True, timeout=600)
+    kill_points = {
+        "mid-stage": _steps_written(tmp_path / "mid-stage", 3),
+        "after-llm-reply": lambda: (tmp_path / "after-llm-reply" / "llm_cassette.json").exists(),
+        "second-stage": _steps_written(tmp_path / "second-stage", 9),
+    }
+    for name, ready in kill_points.items():
+        out = tmp_path / name
+        proc = subprocess.Popen(_cli_args(llm_url, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        _kill_when(proc, ready)
+        assert not (out / "summary.json").exists(), name
+        done = subprocess.run(_cli_args(llm_url, out) + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        events, ctx = _comparable(out)
+        ref_events, ref_ctx = _comparable(ref)
+        assert torch.equal(ctx, ref_ctx), name
+        assert events == ref_events, name
+    summary = json.loads((ref / "summary.json").read_text())
+    assert summary["llm"]["calls"] >= 2 and (ref / "report.html").stat().st_size > 10_000
+
+
+def test_a_run_with_a_given_client_reads_back_without_models(tmp_path):
+    from catalyst_nb.llm import ScriptedClient
+
+    cfg = _config(method="catalyst", llm="local")
+    folder = tmp_path / "run"
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    summary = execute(cfg, folder, llm_client=client, progress=False)
+    assert summary["status"] == "done" and summary["llm"]["calls"] == 16  # 2 rounds x 8 caption samples
+    record = load_run(folder)
+    assert record.finished and [e.kind for e in record.events].count("stage_end") == 3
+    assert len(record.trajectory) == 18 and record.trajectory[-1].step == 17
+    assert [s["step"] for s in record.stage_accuracies()] == [6, 12, 18]
+    assert len(json.loads((folder / "llm_cassette.json").read_text())["entries"]) == 16
+
+
+def test_a_fresh_run_into_a_used_folder_is_refused_unless_overwrite(tmp_path):
+    cfg = _config(method="coop")
+    folder = tmp_path / "run"
+    first = execute(cfg, folder, progress=False)
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        execute(cfg, folder, progress=False)
+    again = execute(cfg, folder, overwrite=True, progress=False)
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert execute(cfg, folder, resume=True, progress=False)["test_accuracy"] == first["test_accuracy"]
+
+
+def test_resume_refusals_name_what_is_wrong(tmp_path):
+    cfg = _config(method="coop")
+    with pytest.raises(RunFolderError, match="holds no run"):
+        execute(cfg, tmp_path / "empty", resume=True, progress=False)
+    folder = tmp_path / "run"
+    execute(cfg, folder, progress=False)
+    with pytest.raises(RunFolderError, match=r"lr: saved 0.5, given 0.1"):
+        execute(_config(method="coop", lr=0.1), folder, resume=True, progress=False)
+    (folder / "summary.json").unlink()  # an unfinished run made on other data
+    cfg_json = json.loads((folder / "config.json").read_text())
+    cfg_json["fingerprint"]["train"] = "another"
+    (folder / "config.json").write_text(json.dumps(cfg_json))
+    with pytest.raises(RunFolderError, match=r"another model or other data \(differs in \['train'\]\)"):
+        execute(cfg, folder, resume=True, progress=False)
+
+
+def test_damaged_files_are_named_with_line_or_reason(tmp_path):
+    cfg = _config(method="coop")
+    folder = tmp_path / "run"
+    execute(cfg, folder, progress=False)
+    (folder / "summary.json").unlink()
+    lines = (folder / "events.jsonl").read_text().splitlines()
+    lines[2] = lines[2][:10]
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunFolderError, match=r"events.jsonl:3 is damaged"):
+        execute(cfg, folder, resume=True, progress=False)
+    data = bytearray((folder / "state.pt").read_bytes())
+    data[-20] ^= 0xFF
+    (folder / "state.pt").write_bytes(bytes(data))
+    with pytest.raises(RunFolderError, match=r"state.pt: checksum mismatch"):
+        execute(cfg, folder, resume=True, progress=False)
+
+
+def _cli(args, tmp_path, **kw):
+    return subprocess.run([sys.executable, "-m", "catalyst_nb", *args], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--shots", "0"], "shots=0"),
+        (["run", "--lr", "nan"], "lr=nan"),
+        (["run", "--n-ctx", "500"], "n_ctx=500"),
+        (["run", "--device", "tpu"], "device='tpu'"),
+        (["run", "--method", "llm-only", "--llm", "none"], "needs an LLM"),
+        (["run", "--llm", "ftp://x"], "llm="),
+    ],
+)
+def test_cli_mistakes_are_errors_with_exit_code_2_before_any_model_loads(tmp_path, args, message):
+    done = _cli(args + ["--out", str(tmp_path / "x")], tmp_path)
+    assert done.returncode == 2 and "error:" in done.stderr and message in done.stderr, done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_toml_with_unknown_keys_is_refused_naming_them(tmp_path):
+    conf = tmp_path / "run.toml"
+    conf.write_text('method = "coop"\nshots = 2\nstpes = 10\n')
+    done = _cli(["run", str(conf), "--out", str(tmp_path / "x")], tmp_path)
+    assert done.returncode == 2 and "stpes" in done.stderr
+
+
+def test_cli_refuses_a_used_folder_and_a_resume_without_run(tmp_path):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "config.json").write_text("{}")
+    done = _cli(["run", "--out", str(tmp_path / "used")], tmp_path)
+    assert done.returncode == 2 and "already holds a run" in done.stderr
+    done = _cli(["run", "--resume", "--out", str(tmp_path / "nothing")], tmp_path)
+    assert done.returncode == 2 and "holds no run" in done.stderr
