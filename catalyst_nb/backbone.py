@@ -31,6 +31,7 @@ from torch import nn
 
 from catalyst_nb.devices import resolve_device
 from catalyst_nb.tokens import TokenizerAdapter
+from catalyst_nb.templates import fill_template
 
 __all__ = [
     "ClipBackbone",
