@@ -111,7 +111,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
     },
     "default": {
-        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="best",
+        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=("projection", "pool"), restart="best",
                          momentum="keep", schedule="continue"),
         # completion (base) models: one caption-like line per call, 8 calls; chat models: a list of 3
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
