@@ -93,5 +93,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see exactly the names above (a te
     from catalyst_nb.projection import nearest_tokens
     from catalyst_nb.prompt_learner import ContextText, LoadReport, PromptLearner
     from catalyst_nb.scoring import TemplateScore, TemplateScorer
+    from catalyst_nb.smoke import smoke_budget, smoke_mode
     from catalyst_nb.templates import PLACEHOLDER, TemplateError, check_template, fill_template
     from catalyst_nb.trajectory import StepRecord, Trajectory
