@@ -152,7 +152,8 @@ def make_problem(clip, n_classes: int, batch: int, seed: int = 0) -> Problem:
     labels = torch.randint(n_classes, (batch,), generator=gen).to(clip.device)
     features = clip.encode_images(pixels)  # the cache the optimizer starts from (not timed)
     names = synthetic_classnames(clip, n_classes)
-    ctx0 = PromptLearner(clip, names[:1], n_ctx=N_CTX, seed=seed).ctx.detach().clone()
+    # a learner needs two classes; the shared context it draws does not depend on them
+    ctx0 = PromptLearner(clip, names[:2], n_ctx=N_CTX, seed=seed).ctx.detach().clone()
     return Problem(clip, names, pixels, features, labels, ctx0)
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from catalyst_nb.defaults import EMBEDDED_MODEL, EMBEDDED_TAG
 from catalyst_nb.devices import resolve_device
 from catalyst_nb.tokens import TokenizerAdapter
 from catalyst_nb.templates import fill_template
@@ -49,10 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The offline default: a small CLIP with a frozen pretrained MiniLM text tower (see ``catalyst_nb/models``).
-EMBEDDED_MODEL = "catalyst-fmnist"
-#: Tag of the weights that ship inside the package for package models.
-EMBEDDED_TAG = "embedded"
 
 _MODELS_DIR = "models"
 _PACKAGE_PREFIX = "package:"
@@ -135,33 +132,6 @@ class ClipBackbone:
     def encode_text_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
         """``model.encode_text`` on token ids (not normalized): the reference for hard prompts."""
         return self.model.encode_text(token_ids.to(self.device))
-
-    @torch.no_grad()
-    def encode_templates(self, templates: Sequence[str], classnames: Sequence[str]) -> torch.Tensor:
-        """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
-
-        A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
-        Returns a ``[len(classnames), embed_dim]`` tensor.  All prompts are encoded in one batched pass
-        (:func:`catalyst_nb.template_scoring.encode_template_batch`, which also gives them per template).
-
-        Raises:
-            ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
-                would cut it silently (losing the end marker the tower pools at), which scores near chance.
-        """
-        from catalyst_nb.template_scoring import encode_template_batch  # it builds on this module
-
-        if not templates:
-            raise ValueError("encode_templates needs at least one template")
-        limit = self.tokenizer.context_length
-        for template in templates:
-            for name in classnames:
-                needed = len(self.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
-                if needed > limit:
-                    raise ValueError(
-                        f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
-                        f"text tower's context length {limit}; shorten the template or the class name"
-                    )
-        return F.normalize(encode_template_batch(self, templates, classnames).mean(0), dim=-1)
 
 
 def _autocast(device: torch.device):

@@ -24,7 +24,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from catalyst_nb.backbone import EMBEDDED_MODEL, EMBEDDED_TAG
+    from catalyst_nb.defaults import EMBEDDED_MODEL, EMBEDDED_TAG  # not backbone: no torch import yet
 
     parser = argparse.ArgumentParser(prog="catalyst-nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,12 +80,11 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
 def check_tune_args(args: argparse.Namespace) -> None:
     """Everything about the arguments and the output folder that can be checked without the model.
 
+    The checks that need no heavy import come first, so most mistakes are reported before torch loads.
+
     Raises:
         UsageError: naming the argument and its value.
     """
-    from catalyst_nb.backbone import context_length_of
-    from catalyst_nb.devices import resolve_device
-
     positive = {"--shots": args.shots, "--epochs": args.epochs, "--batch-size": args.batch_size}
     for flag, value in positive.items():
         if value < 1:
@@ -94,16 +93,8 @@ def check_tune_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--views {args.views}: must be 0 or more")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr {args.lr}: must be a finite number above 0")
-    if args.n_ctx is not None:
-        limit = context_length_of(args.model)
-        # start and end markers, at least one class-name token and the period take 4 positions
-        if args.n_ctx < 1 or (limit is not None and args.n_ctx > limit - 4):
-            bound = f"1..{limit - 4} for {args.model} (text context length {limit})" if limit else "at least 1"
-            raise UsageError(f"--n-ctx {args.n_ctx}: must be {bound}")
-    try:
-        resolve_device(args.device)
-    except (ValueError, RuntimeError) as exc:
-        raise UsageError(f"--device {args.device}: {exc}") from None
+    if args.n_ctx is not None and args.n_ctx < 1:
+        raise UsageError(f"--n-ctx {args.n_ctx}: must be at least 1")
     if args.data == "fashion-mnist" and not args.data_root:
         raise UsageError("--data fashion-mnist needs --data-root (the folder with the IDX files)")
     if args.resume and args.overwrite:
@@ -131,6 +122,19 @@ def check_tune_args(args: argparse.Namespace) -> None:
             f"--out {out} already holds a run ({', '.join(present)}); pass --resume to continue it, "
             "--overwrite to replace it, or choose another folder"
         )
+    # these need torch (and open_clip's config list), still without loading any weights
+    from catalyst_nb.backbone import context_length_of
+    from catalyst_nb.devices import resolve_device
+
+    if args.n_ctx is not None:
+        limit = context_length_of(args.model)
+        # start and end markers, at least one class-name token and the period take 4 positions
+        if limit is not None and args.n_ctx > limit - 4:
+            raise UsageError(f"--n-ctx {args.n_ctx}: must be 1..{limit - 4} for {args.model} (text context length {limit})")
+    try:
+        resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(f"--device {args.device}: {exc}") from None
 
 
 def _datasets(args):
@@ -151,17 +155,17 @@ def run_tune(args) -> dict:
     from catalyst_nb.backbone import load_clip
     from catalyst_nb.evaluation import evaluate_templates
     from catalyst_nb.features import extract_features
-    from catalyst_nb.optim import GradientPromptOptimizer
+    from catalyst_nb.optim import GradientPromptOptimizer, ProgressBar
     from catalyst_nb.prompt_learner import PromptLearner
     from catalyst_nb.state_io import atomic_write_text, load_state, save_state
+    from catalyst_nb.threads import configure_torch_threads
 
+    configure_torch_threads()  # the CPUs this process may use, not the machine's (CATALYST_NB_THREADS overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.overwrite:  # asked for: the old run goes before the new one writes anything
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-    if not args.resume:
-        atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     torch.manual_seed(args.seed)  # random-weight models (smoke runs) are then the same on every run
     clip = load_clip(args.model, pretrained, device=args.device)
@@ -178,13 +182,20 @@ def run_tune(args) -> dict:
     state_path = out / "state.pt"
     if args.resume:
         opt.load_state_dict(load_state(state_path))
+    else:  # written once everything is set up, so a run that fails to start leaves the folder empty
+        atomic_write_text(out / "run.json", json.dumps(run_settings(args), indent=2))
     started = time.perf_counter()
     save_every = max(1, opt.config.total_steps // 10)
+    bar = ProgressBar(opt.config.total_steps, initial=opt.step_count) if progress else None
+    handle = opt.register_step_hook(bar) if bar is not None else None  # one bar for the whole run
     try:
         while opt.step_count < opt.config.total_steps:
-            opt.run(min(save_every, opt.config.total_steps - opt.step_count), progress=progress)
+            opt.run(min(save_every, opt.config.total_steps - opt.step_count), progress=False)
             save_state(state_path, opt.state_dict())  # a crash loses at most one chunk of steps
     finally:
+        if handle is not None:
+            handle.remove()
+            bar.close()
         opt.trajectory.save(out / "trajectory.jsonl")
     tuned = opt.evaluate(test_f)
     summary = {

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from catalyst_nb.backbone import ClipBackbone
 from catalyst_nb.features import FeatureSet
+from catalyst_nb.template_scoring import encode_templates
 
 __all__ = ["EvalResult", "evaluate_classifier", "evaluate_templates", "harmonic_mean", "SeedSummary", "summarize_seeds"]
 
@@ -64,7 +65,7 @@ def evaluate_templates(clip: ClipBackbone, templates: str | Sequence[str], featu
     """Zero-shot accuracy of hard prompt template(s) (``{}`` marks the class name; several are averaged)."""
     if isinstance(templates, str):
         templates = [templates]
-    weights = clip.encode_templates(list(templates), features.classnames)
+    weights = encode_templates(clip, list(templates), features.classnames)
     return evaluate_classifier(weights, features, logit_scale=clip.logit_scale)
 
 

@@ -396,33 +396,24 @@ class PromptLearner(nn.Module):
         return vectors.unsqueeze(0).expand_as(self.ctx).clone() if self.class_specific else vectors
 
     def strip_fillers(self, template: str) -> str:
-        """``template`` without the filler-like words on the padded side.
+        """``template`` without the filler words on the padded side, when that loads the same context.
 
-        Slots that were padded with the filler (CoOp's ``X``) keep projecting to the filler or to tokens
-        spelled like it (``xx``, ``##x``) after training: ``"xx x x a photo of a {}."``.  Shown to an LLM,
-        such lines are copied with one more ``x`` and crowd out real proposals (measured: most of a round's
-        "new" templates on the embedded model were such variants).  Without them the template reads as
-        what it says; :meth:`load_text` pads the freed slots with the filler again, and candidates are
-        scored as loaded, so the score stays honest.  Only the class-at-end and class-in-front layouts
+        A projection of a context that was padded (``"x x x x a photo of a {}."``) reads better, to a
+        person and to an LLM, without the fillers; since :meth:`load_text` pads that side with the same
+        filler, both spellings load identical contexts.  Only the class-at-end and class-in-front layouts
         pad a single side; the middle layout is returned unchanged.
         """
-        word = self.clip.tokenizer.decode([self._filler_id]).strip().casefold()
+        word = self.clip.tokenizer.decode([self._filler_id]).strip()
         if not word or self.class_token_position == "middle" or "{}" not in template:
             return template
-        letters = set(word)
-
-        def filler_like(w: str) -> bool:
-            core = w.casefold().strip("#")
-            return bool(core) and set(core) <= letters
-
         before, _, after = template.partition("{}")
         if self.class_token_position == "end":
             words = before.split()
-            while words and filler_like(words[0]):
+            while words and words[0] == word:
                 words.pop(0)
             return (" ".join(words) + " {}" + after).strip() if words else "{}" + after
         words = after.rstrip(".").split()
-        while words and filler_like(words[-1]):
+        while words and words[-1] == word:
             words.pop()
         return (before + "{} " + " ".join(words)).rstrip() + ("." if after.endswith(".") else "")
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
+from catalyst_nb.template_scoring import encode_templates
 
 __all__ = ["TemplateScore", "TemplateScorer"]
 
@@ -106,7 +106,7 @@ class TemplateScorer:
                 if self.raw:
                     try:
                         clip = self.learner.clip
-                        weights = F.normalize(clip.encode_templates([templates[i]], self.split.classnames), dim=-1)
+                        weights = encode_templates(clip, [templates[i]], self.split.classnames)
                         raw_res = self._evaluate(weights)
                         raw_loss, raw_acc = raw_res.loss, raw_res.accuracy
                     except ValueError as exc:  # e.g. too long for the text tower as a whole prompt

@@ -91,11 +91,7 @@ def pool_positions(clip: ClipBackbone, token_ids: torch.Tensor) -> torch.Tensor:
     return (token_ids == model.text_eos_id).int().argmax(dim=-1)
 
 
-def _attention(
-    attn: nn.MultiheadAttention,
-    qkv: torch.Tensor,
-    cache: tuple[torch.Tensor, torch.Tensor] | None,
-) -> torch.Tensor:
+def _attention(qkv: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     """Causal multi-head attention over the cached keys/values and the rows' own positions.
 
     ``qkv`` is ``[batch, s, 3, heads, head_dim]`` (padding rows may hold anything: under the causal mask
@@ -152,7 +148,7 @@ def _run_blocks(
             qkv = qkv.new_zeros(batch * s, qkv.shape[-1]).index_copy(0, rows, qkv)
         qkv = qkv.view(batch, s, 3, heads, -1)
         layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-        a = _attention(attn, qkv, layer_cache).reshape(batch * s, -1)
+        a = _attention(qkv, layer_cache).reshape(batch * s, -1)
         if rows.numel() != batch * s:
             a = a.index_select(0, rows)
         if keep is not None and i == len(blocks) - 1:

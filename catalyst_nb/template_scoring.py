@@ -12,8 +12,8 @@ tokenizer's full context length, costs more than the gradient steps it is meant 
 * elsewhere (bidirectional Hugging Face towers) the prompts are sorted by length and encoded in chunks,
   each cut to its longest real prompt (exact as well: padding is invisible to the pooled feature).
 
-:func:`encode_template_batch` is the stable entry point; :meth:`ClipBackbone.encode_templates` averages
-its result over templates (CLIP's prompt ensembling).
+:func:`encode_template_batch` is the stable entry point; :func:`encode_templates` averages its result
+over templates (CLIP's prompt ensembling).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from catalyst_nb.backbone import ClipBackbone, _autocast, encode_text_from_embed
 from catalyst_nb.shared_prefix import encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 from catalyst_nb.templates import fill_template
 
-__all__ = ["DEFAULT_CHUNK", "encode_template_batch"]
+__all__ = ["DEFAULT_CHUNK", "encode_template_batch", "encode_templates"]
 
 #: Prompts per text-tower call: bounds the transient activation memory of a scoring pass.
 DEFAULT_CHUNK = 256
@@ -114,3 +114,28 @@ def encode_template_batch(
         else:
             feats = _chunked_pass(clip, ids, chunk).view(n_t, n_c, -1)
     return F.normalize(feats.float(), dim=-1)
+
+
+@torch.no_grad()
+def encode_templates(clip: ClipBackbone, templates: Sequence[str], classnames: Sequence[str]) -> torch.Tensor:
+    """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
+
+    A template holds ``{}`` where the class name goes; without ``{}`` the name is appended.
+    Returns a ``[len(classnames), embed_dim]`` tensor; all prompts are encoded in one batched pass.
+
+    Raises:
+        ValueError: a filled prompt is longer than the text tower's context length.  The tokenizers
+            would cut it silently (losing the end marker the tower pools at), which scores near chance.
+    """
+    if not templates:
+        raise ValueError("encode_templates needs at least one template")
+    limit = clip.tokenizer.context_length
+    for template in templates:
+        for name in classnames:
+            needed = len(clip.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
+            if needed > limit:
+                raise ValueError(
+                    f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
+                    f"text tower's context length {limit}; shorten the template or the class name"
+                )
+    return F.normalize(encode_template_batch(clip, templates, classnames).mean(0), dim=-1)

@@ -619,6 +619,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     from catalyst_nb.data import FASHION_MNIST_CLASSNAMES
+    from catalyst_nb.template_scoring import encode_templates
 
     cfg = TrainConfig(
         seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, holdout=args.holdout,
@@ -647,7 +648,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     naming = loose_name_matrix(FASHION_MNIST_CLASSNAMES, enabled=cfg.loose_names)
     losses = train(clip, images[train_idx], labels[train_idx], pooled, ids, cfg, mean, std, naming)
 
-    reference = clip.encode_templates(["a photo of a {}."], FASHION_MNIST_CLASSNAMES)
+    reference = encode_templates(clip, ["a photo of a {}."], FASHION_MNIST_CLASSNAMES)
     with torch.no_grad():
         caption_mean = F.normalize(
             torch.stack([F.normalize(clip.model.text.proj(pooled[row[0]]), dim=-1).mean(0) for row in ids]), dim=-1

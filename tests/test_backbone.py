@@ -16,6 +16,7 @@ from catalyst_nb.backbone import (
     real_prompt_length,
 )
 from catalyst_nb.devices import resolve_device
+from catalyst_nb.template_scoring import encode_templates
 
 PROMPTS = [
     "a photo of a dog.",
@@ -122,11 +123,11 @@ def test_image_weights_id_changes_with_weights():
 
 
 def test_encode_templates_averages_and_normalises(tiny_native):
-    w = tiny_native.encode_templates(["a photo of a {}.", "{} here"], ["cat", "dog", "ankle boot"])
+    w = encode_templates(tiny_native, ["a photo of a {}.", "{} here"], ["cat", "dog", "ankle boot"])
     assert w.shape == (3, 64)
     assert torch.allclose(w.norm(dim=-1), torch.ones(3), atol=1e-5)
     with pytest.raises(ValueError):
-        tiny_native.encode_templates([], ["cat"])
+        encode_templates(tiny_native, [], ["cat"])
 
 
 def test_device_resolution():

@@ -320,3 +320,15 @@ def test_projection_restart_control_restarts_from_the_best_candidate_without_an_
         scored = [c for c in cand_event.data["candidates"] if c["loss"] is not None]
         best = min(scored, key=lambda c: (c["loss"], -c["accuracy"]))
         assert decision.data["chosen"] == best["id"]
+
+
+@pytest.mark.parametrize("momentum, schedule", [("keep", "continue"), ("reset", "rewarm")])
+def test_restart_keeps_or_resets_momentum_and_schedule(tiny_native, splits, momentum, schedule):
+    opt, _ = make(tiny_native, splits, [REPLY], rounds=1, momentum=momentum, schedule=schedule)
+    while not any(e.kind == "restart" for e in opt.events):
+        opt.step()
+    state = opt.gradient.optimizer.state.get(opt.learner.ctx, {})
+    if momentum == "keep":
+        assert "momentum_buffer" in state and opt.gradient.schedule_step == opt.step_count
+    else:
+        assert not state and opt.gradient.schedule_step == 0 and opt.step_count == 8

@@ -117,3 +117,12 @@ def test_coop_schedule_option_drops_the_partial_batch(tmp_path):
     assert json.loads((tmp_path / "coop" / "summary.json").read_text())["steps"] == 4
     rates = [r.lr for r in Trajectory.load(tmp_path / "coop" / "trajectory.jsonl")]
     assert rates[0] == rates[1] == pytest.approx(1e-5) and rates[2] == rates[3] == pytest.approx(0.002)
+
+
+def test_a_run_that_fails_to_start_leaves_the_folder_free(tmp_path, capsys):
+    out = tmp_path / "run"
+    too_long = "word " * 100 + "{}."  # refused once the model is loaded (longer than the context)
+    assert main(_args(out, "--baseline", too_long)) == 2
+    assert "context length" in capsys.readouterr().err
+    assert not out.exists() or list(out.iterdir()) == []
+    assert main(_args(out)) == 0

@@ -224,3 +224,11 @@ def test_cli_refuses_a_used_folder_and_a_resume_without_run(tmp_path):
     assert done.returncode == 2 and "already holds a run" in done.stderr
     done = _cli(["run", "--resume", "--out", str(tmp_path / "nothing")], tmp_path)
     assert done.returncode == 2 and "holds no run" in done.stderr
+
+
+def test_the_command_line_is_built_without_importing_torch():
+    """Mistyped flags are reported at once: building the parser must not pay for torch."""
+    code = "import sys; from catalyst_nb.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.stdout.strip() == "False", done.stderr

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from catalyst_nb.template_scoring import encode_template_batch
+from catalyst_nb.template_scoring import encode_template_batch, encode_templates
 from catalyst_nb.templates import fill_template
 
 TEMPLATES = ["a photo of a {}.", "{} in the wild", "a blurry photo of the {}, a type of thing.", "itap of a"]
@@ -40,7 +40,7 @@ def test_names_sharing_every_token_and_a_single_class(tiny_native):
 
 def test_encode_templates_is_the_normalized_mean(tiny_clip):
     per_template = encode_template_batch(tiny_clip, TEMPLATES[:2], CLASSES)
-    averaged = tiny_clip.encode_templates(TEMPLATES[:2], CLASSES)
+    averaged = encode_templates(tiny_clip, TEMPLATES[:2], CLASSES)
     assert (averaged - F.normalize(per_template.mean(0), dim=-1)).abs().max().item() < 1e-6
 
 

@@ -24,6 +24,7 @@ from catalyst_nb.llm.history import ScoredTemplate
 from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request
 from catalyst_nb.llm.parser import RejectedLine, parse_proposals
 from catalyst_nb.templates import check_template, normalize_template
+from catalyst_nb.keys import check_known_keys
 
 __all__ = ["LLMOptimizerConfig", "LLMPromptOptimizer", "LLMRound"]
 
@@ -73,10 +74,7 @@ class LLMOptimizerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LLMOptimizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown LLM optimizer settings {unknown}; known: {sorted(known)}")
+        check_known_keys(data, (f.name for f in fields(cls)), "LLM optimizer settings")
         return cls(**dict(data))
 
 

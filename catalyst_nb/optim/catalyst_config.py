@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
+from catalyst_nb.keys import check_known_keys
 
 __all__ = ["CatalystConfig", "PRESETS", "RESTART_POLICIES", "resolve_config"]
 
@@ -111,7 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
     },
     "default": {
-        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=("projection", "pool"), restart="best",
+        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="best",
                          momentum="keep", schedule="continue"),
         # completion (base) models: one caption-like line per call, 8 calls; chat models: a list of 3
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
@@ -128,10 +129,7 @@ def resolve_config(preset: str, overrides: Mapping[str, Any], *, steps_per_epoch
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    known = {f.name for f in fields(CatalystConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown catalyst settings {unknown}; known: {sorted(known)}")
+    check_known_keys(overrides, (f.name for f in fields(CatalystConfig)), "catalyst settings")
     base = dict(PRESETS[preset]["catalyst"])
     if base.get("stage_steps") == -1:
         base["stage_steps"] = steps_per_epoch

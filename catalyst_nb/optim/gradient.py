@@ -492,10 +492,10 @@ class GradientPromptOptimizer:
 class ProgressBar:
     """A step hook that advances a tqdm bar and shows the latest loss and projected text."""
 
-    def __init__(self, total: int, desc: str = "prompt tuning"):
+    def __init__(self, total: int, desc: str = "prompt tuning", *, initial: int = 0):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, desc=desc, unit="step", leave=False)
+        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
 
     def __call__(self, optimizer: GradientPromptOptimizer, record: StepRecord) -> None:
         postfix = {"loss": f"{record.loss:.3f}", "acc": f"{record.accuracy:.2f}"}

@@ -1,9 +1,26 @@
-"""Runs as folders: one method, headless and resumable (``catalyst-nb run``), and reading them back."""
+"""Runs as folders: one method, headless and resumable (``catalyst-nb run``), and reading them back.
+
+Names are imported on first use, so that building the command line (which reads only the run config)
+does not import torch: a mistyped flag is reported in a fraction of a second.
+"""
 from __future__ import annotations
 
-from catalyst_nb.runs.config import METHODS, RunConfig, load_toml
-from catalyst_nb.runs.execute import execute
-from catalyst_nb.runs.folder import RunFolder, RunFolderError
-from catalyst_nb.runs.record import RunRecord, load_run
+import importlib
+from typing import Any
 
-__all__ = ["METHODS", "RunConfig", "RunFolder", "RunFolderError", "RunRecord", "execute", "load_run", "load_toml"]
+_EXPORTS = {
+    "METHODS": "catalyst_nb.runs.config", "RunConfig": "catalyst_nb.runs.config", "load_toml": "catalyst_nb.runs.config",
+    "execute": "catalyst_nb.runs.execute", "RunFolder": "catalyst_nb.runs.folder",
+    "RunFolderError": "catalyst_nb.runs.folder", "RunRecord": "catalyst_nb.runs.record",
+    "load_run": "catalyst_nb.runs.record",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catalyst_nb.runs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
+from catalyst_nb.keys import check_known_keys
 
 __all__ = ["METHODS", "RunConfig", "load_toml"]
 
@@ -102,10 +103,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown run settings {unknown}; known: {sorted(known)}")
+        check_known_keys(data, (f.name for f in fields(cls)), "run settings")
         values = {k: (None if v == "none" and k in ("pretrained", "restart", "device", "llm_model") else v)
                   for k, v in data.items()}
         return cls(**values)

@@ -62,6 +62,8 @@ def execute(
         folder = RunFolder.create(run_dir, config, overwrite=overwrite)
 
     from catalyst_nb.runs.setup import build_context, fingerprint, open_llm_client
+    from catalyst_nb.threads import configure_torch_threads
+
 
     ctx = build_context(config, progress=progress)
     if resume:
@@ -72,6 +74,8 @@ def execute(
     client = llm_client
     if config.uses_llm and client is None:
         client = own_client = open_llm_client(config)
+    # the CPUs this process may use, less the local LLM server's (CATALYST_NB_THREADS overrides)
+    configure_torch_threads(llm_server=own_client if config.llm == "local" else None)
     try:
         if config.method == "zero-shot":
             summary = _zero_shot(config, ctx)

@@ -77,10 +77,14 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
 class _LazyLocalServer:
     """A completion client for the embedded local LLM that starts the server on the first live call.
 
-    A resumed run that replays all its LLM calls from its cassette never starts the server.
+    A resumed run that replays all its LLM calls from its cassette never starts the server.  Its one
+    thread is reserved from the start (``is_running`` is true for thread accounting), since a gradient
+    stage that shares two cores with a server waking up runs many times slower than on one core.
     """
 
     kind = "completion"
+    n_threads = 1
+    is_running = True
 
     def __init__(self) -> None:
         from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
@@ -93,7 +97,7 @@ class _LazyLocalServer:
         if self._client is None:
             from catalyst_nb.llm.launcher import LocalLLMServer
 
-            self._server = LocalLLMServer()
+            self._server = LocalLLMServer(n_threads=self.n_threads)
             self._server.start()
             self._client = self._server.completion_client()
         return self._client.complete(request)
