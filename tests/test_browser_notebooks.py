@@ -120,3 +120,19 @@ def test_human_in_the_loop_notebook_approve_click_restarts_from_the_chosen_text(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cell.scroll_into_view_if_needed()
     lab.page.screenshot(path=str(ARTIFACTS / "02_human_in_the_loop_approved.png"), full_page=True)
+
+
+def test_trajectories_notebook_renders_the_inspector_and_figures(lab_page, tmp_path):
+    """03_trajectories under "Run All": the inspector's plotly FigureWidget and its context table render."""
+    folder = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    lab = lab_page(folder, "03_trajectories.ipynb")
+    lab.run_all(timeout=600)
+    assert lab.errors() == []
+    inspector = lab.page.locator(".jp-Cell", has=lab.page.locator("table.catalyst-context")).first
+    inspector.locator(".js-plotly-plot").first.wait_for()
+    assert inspector.locator("table.catalyst-context tr").count() >= 2, "one row per context slot"
+    assert lab.page.locator(".js-plotly-plot").count() >= 3, "inspector + the two figures of the reloaded run"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    inspector.scroll_into_view_if_needed()
+    lab.page.screenshot(path=str(ARTIFACTS / "03_trajectories_inspector.png"), full_page=False)
