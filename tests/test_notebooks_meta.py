@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-PUBLIC_MODULES = {"catalyst_nb", "catalyst_nb.llm", "catalyst_nb.optim", "catalyst_nb.plots", "catalyst_nb.runs",
+PUBLIC_MODULES = {"catalyst_nb", "catalyst_nb.llm", "catalyst_nb.optim", "catalyst_nb.plots", "catalyst_nb.runs", "catalyst_nb.sweeps",
                   "catalyst_nb.widgets"}
 
 
