@@ -152,3 +152,13 @@ def test_schedule_position_is_kept_apart_from_the_step_and_can_be_rewarmed(tiny_
     assert records[-1].lr < 0.01
     state = opt.state_dict()
     assert (state["schedule_step"], state["schedule_total"]) == (10, 10)
+
+
+def test_evaluate_refuses_a_split_whose_classes_are_in_another_order(tiny_native, train_features):
+    import dataclasses
+
+    opt = _optimizer(tiny_native, train_features)
+    shuffled = dataclasses.replace(train_features, classnames=tuple(sorted(train_features.classnames)))
+    with pytest.raises(ValueError, match="same order"):
+        opt.evaluate(shuffled)
+    assert 0 <= opt.evaluate(train_features).accuracy <= 1

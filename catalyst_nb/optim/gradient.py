@@ -359,7 +359,16 @@ class GradientPromptOptimizer:
 
     @torch.no_grad()
     def evaluate(self, split: FeatureSet) -> EvalResult:
-        """Accuracy and loss of the current soft prompt on a feature split."""
+        """Accuracy and loss of the current soft prompt on a feature split.
+
+        The split's labels must mean the learner's classes in the learner's order: a split whose class
+        list is another order (e.g. sorted folder names) would be scored against the wrong prompts.
+        """
+        if tuple(split.classnames) != tuple(self.learner.classnames):
+            raise ValueError(
+                f"split {split.name!r} has classes {list(split.classnames)[:5]}..., the learner has "
+                f"{list(self.learner.classnames)[:5]}... (same classes in the same order are needed)"
+            )
         with self._autocast():
             text = self.learner.text_features()
         return evaluate_classifier(text.float(), split.to(self.device), logit_scale=self._logit_scale)
