@@ -110,7 +110,10 @@ def test_human_in_the_loop_notebook_approve_click_restarts_from_the_chosen_text(
     assert "{}" in chosen
     cell.get_by_role("button", name="Approve #1").click()
     cell.get_by_text("the next step restarts from").wait_for()
-    assert cell.get_by_role("button", name="Approve #1").is_disabled(), "the panel disables itself"
+    from playwright.sync_api import expect  # the fixture above has already required playwright
+
+    # the outcome text and the disabled state arrive as separate widget messages: wait for both
+    expect(cell.get_by_role("button", name="Approve #1")).to_be_disabled(timeout=15_000)
     lab.run_cells(panel + 1, lab.n_cells(), timeout=600)
     assert lab.errors() == []
     # the cell after the panel did not decide again: the click did
