@@ -219,11 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from catalyst_nb.runs.cli import run_command
 
-        return run_command(args, parser)
+        return run_command(args, parser, print)
     if args.command == "sweep":
         from catalyst_nb.sweeps.cli import run_sweep_command
 
-        return run_sweep_command(args)
+        return run_sweep_command(args, print)
     if args.command == "serve-llm":
         from catalyst_nb.llm.server import main as serve_main
 

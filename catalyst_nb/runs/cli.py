@@ -65,26 +65,27 @@ def _pct(x: Any) -> str:
     return "   –  " if x is None else f"{100 * x:6.2f}"
 
 
-def _print_summary(s: dict[str, Any], out: Path) -> None:
-    print(f"{s['method']:<20} test {_pct(s.get('test_accuracy'))} %   ({s.get('seconds', '?')} s, {out})")
+def _print_summary(s: dict[str, Any], out: Path, echo: Callable[[str], None]) -> None:
+    echo(f"{s['method']:<20} test {_pct(s.get('test_accuracy'))} %   ({s.get('seconds', '?')} s, {out})")
 
 
-def _print_stages(runs: list[tuple[str, dict[str, Any]]]) -> None:
+def _print_stages(runs: list[tuple[str, dict[str, Any]]], echo: Callable[[str], None]) -> None:
     stages = [s.get("stages") or [] for _, s in runs]
     if not any(stages):
         return
     header = "stage  step " + "".join(f"  {name:>10} score/test" for name, _ in runs)
-    print(header)
+    echo(header)
     for i in range(max(len(x) for x in stages)):
         row = [x[i] if i < len(x) else None for x in stages]
         first = next(r for r in row if r is not None)
         cells = "".join(
             f"  {_pct(r['scoring_accuracy'])} /{_pct(r['test_accuracy'])}" if r else " " * 23 for r in row
         )
-        print(f"{first['stage']:>5} {first['step']:>5}{cells}")
+        echo(f"{first['stage']:>5} {first['step']:>5}{cells}")
 
 
-def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo: Callable[[str], None]) -> int:
+    """Run (and compare); ``echo`` writes the command's output (the command line passes ``print``)."""
     from catalyst_nb.runs.execute import execute
     from catalyst_nb.runs.folder import RunFolder, RunFolderError
 
@@ -112,19 +113,19 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
         results.append((name, summary))
         if summary.get("status") != "done":
-            print(f"{name}: {summary.get('status')} — see {folder}")
+            echo(f"{name}: {summary.get('status')} — see {folder}")
             return 1
     for (name, s), (_, _, folder) in zip(results, plan):
-        _print_summary(s, folder)
-    _print_stages(results)
+        _print_summary(s, folder, echo)
+    _print_stages(results, echo)
     first = results[0][1]
     if "llm" in first:
         llm = first["llm"]
-        print(f"LLM: {llm['calls']} calls, {llm['valid']} valid new templates, {llm['chosen']} chosen as restarts, "
+        echo(f"LLM: {llm['calls']} calls, {llm['valid']} valid new templates, {llm['chosen']} chosen as restarts, "
               f"{llm.get('skipped', 0)} rounds skipped")
     if first.get("harmonic_mean") is not None:
-        print(f"base {_pct(first['base_accuracy'])} %, new {_pct(first['new_accuracy'])} %, "
+        echo(f"base {_pct(first['base_accuracy'])} %, new {_pct(first['new_accuracy'])} %, "
               f"harmonic mean {_pct(first['harmonic_mean'])} %")
-    print(f"zero-shot 'a photo of a {{}}.': {_pct(first['zero_shot_accuracy'])} %")
-    print(f"report: {os.fspath(plan[0][2] / 'report.html')}")
+    echo(f"zero-shot 'a photo of a {{}}.': {_pct(first['zero_shot_accuracy'])} %")
+    echo(f"report: {os.fspath(plan[0][2] / 'report.html')}")
     return 0

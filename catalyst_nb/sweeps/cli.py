@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["add_sweep_parser", "run_sweep_command"]
 
@@ -32,12 +32,16 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+Echo = Callable[..., None]
 
 
-def run_sweep_command(args: argparse.Namespace) -> int:
+def run_sweep_command(args: argparse.Namespace, echo: Echo) -> int:
+    """Run the sweep; ``echo`` writes the command's output (the command line passes ``print``)."""
+
+    def _fail(message: str) -> int:
+        echo(f"error: {message}", file=sys.stderr)
+        return 2
+
     from catalyst_nb.sweeps import (LocalExecutor, RayExecutor, SweepConfigError, SweepFolder,
                                     expand, load_sweep_config, run_sweep)
 
@@ -62,14 +66,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress)
     minutes = (time.perf_counter() - started) / 60
-    print(result.table)
-    print(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "
+    echo(result.table)
+    echo(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "
           f"{minutes:.1f} min")
     for name, path in result.paths.items():
-        print(f"{name:8s} {path}")
+        echo(f"{name:8s} {path}")
     for row in result.rows:
         if row["status"] == "failed":
-            print(f"failed   {row['cell_id']}: {row['error']}")
+            echo(f"failed   {row['cell_id']}: {row['error']}")
     if result.failed:
-        print(f"failed cells keep their traceback in {out}/cells/<cell>/error.txt; rerun the command to retry them")
+        echo(f"failed cells keep their traceback in {out}/cells/<cell>/error.txt; rerun the command to retry them")
     return 1 if result.failed else 0
