@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["EVENT_KINDS", "RoundEvent"]
+__all__ = ["EVENT_KINDS", "RoundEvent", "json_data"]
 
 EVENT_KINDS = ("stage_end", "candidates", "llm", "proposals", "decision", "restart", "skipped")
 
@@ -39,7 +39,7 @@ class RoundEvent:
             raise ValueError(f"unknown event kind {self.kind!r}; expected one of {EVENT_KINDS}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "round": self.round, "step": self.step, "data": _plain(self.data),
+        return {"kind": self.kind, "round": self.round, "step": self.step, "data": json_data(self.data),
                 "seconds": self.seconds}
 
     @classmethod
@@ -51,12 +51,12 @@ class RoundEvent:
                    data=dict(data.get("data") or {}), seconds=float(data.get("seconds", 0.0)))
 
 
-def _plain(value: Any) -> Any:
+def json_data(value: Any) -> Any:
     """Deep copy into JSON types; NaN and infinities become strings so a diverged run still saves."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_data(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums

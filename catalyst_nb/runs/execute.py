@@ -27,13 +27,13 @@ UnitCallback = Callable[[dict[str, Any]], None]
 
 def _event_of(unit: Any) -> dict[str, Any]:
     from catalyst_nb.optim.approval import AwaitingApproval
-    from catalyst_nb.optim.events import RoundEvent, _plain
+    from catalyst_nb.optim.events import RoundEvent, json_data
 
     if isinstance(unit, RoundEvent):
         return {"type": "round", **unit.to_dict()}
     if isinstance(unit, AwaitingApproval):
-        return {"type": "awaiting", **_plain(unit.to_dict())}
-    return {"type": "step", **_plain(unit.to_dict())}
+        return {"type": "awaiting", **json_data(unit.to_dict())}
+    return {"type": "step", **json_data(unit.to_dict())}
 
 
 def execute(
