@@ -128,7 +128,6 @@ class CatalystOptimizer:
         self._phase = "stage"
         self._stage_start = 0
         self._probe_spent = 0
-        self._round_candidates: list[str] = []
         self._round_proposals: list[str] = []
         self._round_cands: dict[str, Candidate] = {}
         self._chosen: dict[str, Any] | None = None
@@ -262,7 +261,6 @@ class CatalystOptimizer:
                                   projections=[strip(t) for t in projections], variants=[strip(t) for t in variants],
                                   pool=self.pool.values())
         scored = self._score(cands)
-        self._round_candidates = [s.id for s in scored]
         self._round_cands = {s.id: s for s in scored}
         for s in scored:
             self._add_to_pool(s)
@@ -298,7 +296,7 @@ class CatalystOptimizer:
     def _finish_round(self) -> None:
         self._round += 1
         self._stage_start = self.gradient.step_count
-        self._round_candidates, self._round_proposals, self._round_cands = [], [], {}
+        self._round_proposals, self._round_cands = [], {}
         self._chosen, self._awaiting, self._probe_states = None, None, {}
         self._phase = "stage"
 
@@ -348,7 +346,7 @@ class CatalystOptimizer:
         """What a restart may start from: this round's proposals, and its candidates with ``restart_from="any"``."""
         out = [self.llm.get(pid) for pid in self._round_proposals]
         if self.config.restart_from == "any":
-            out += [self._round_cands[cid] for cid in self._round_candidates]
+            out += list(self._round_cands.values())
         return out
 
     def _recommend(self) -> tuple[str | None, dict[str, float] | None]:
@@ -498,10 +496,9 @@ class CatalystOptimizer:
         cid, template = self._chosen["id"], self._chosen["template"]
         before = _score_dict(self.scorer.current())
         adopted = cid if cid in self._probe_states else None
-        if adopted is not None:  # the probe branch already ran P steps from this template
-            report = self.learner.fit_text(template)[1]
-        else:
-            report = self._load_template(template)
+        slot_ids, report = self.learner.fit_text(template)
+        if adopted is None:  # an adopted probe branch already ran P steps from this template
+            self._load_template(template)
         self._adopt(adopted)
         if cid in self._round_cands:
             chosen = replace(self._round_cands[cid], status=Status.CHOSEN)
@@ -510,7 +507,7 @@ class CatalystOptimizer:
             chosen = self.llm.mark(cid, Status.CHOSEN)
         self.pool.pop(cid, None)
         self._add_to_pool(chosen)
-        data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(self.learner.fit_text(template)[0]),
+        data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(slot_ids),
                 "report": {"tokens": list(report.tokens), "n_padded": report.n_padded, "dropped": list(report.dropped),
                            "ignored_text": report.ignored_text},
                 "scoring_before": before, "scoring_after": _score_dict(self.scorer.current()),
@@ -578,7 +575,6 @@ class CatalystOptimizer:
             "phase": self._phase,
             "stage_start": self._stage_start,
             "probe_spent": self._probe_spent,
-            "round_candidates": list(self._round_candidates),
             "round_proposals": list(self._round_proposals),
             "round_cands": [c.to_dict() for c in self._round_cands.values()],
             "chosen": dict(self._chosen) if self._chosen else None,
@@ -592,7 +588,7 @@ class CatalystOptimizer:
             version = state.get("version") if isinstance(state, Mapping) else None
             raise ValueError(f"not a CatalystOptimizer state of version {_STATE_VERSION} (version {version!r})")
         required = {"config", "gradient", "llm", "events", "pool", "round", "phase", "stage_start", "probe_spent",
-                    "round_candidates", "round_proposals", "chosen", "awaiting", "scoring_key"}
+                    "round_cands", "round_proposals", "chosen", "awaiting", "scoring_key"}
         missing = sorted(required - set(state))
         if missing:
             raise ValueError(f"CatalystOptimizer state is missing {missing}")
@@ -607,7 +603,7 @@ class CatalystOptimizer:
         try:
             events = [RoundEvent.from_dict(e) for e in state["events"]]
             pool = [Candidate.from_dict(c) for c in state["pool"]]
-            round_cands = [Candidate.from_dict(c) for c in state.get("round_cands", [])]
+            round_cands = [Candidate.from_dict(c) for c in state["round_cands"]]
             awaiting = AwaitingApproval.from_dict(state["awaiting"]) if state["awaiting"] else None
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"CatalystOptimizer state is damaged: {exc}") from None
@@ -625,7 +621,6 @@ class CatalystOptimizer:
         self._phase = state["phase"]
         self._stage_start = int(state["stage_start"])
         self._probe_spent = int(state["probe_spent"])
-        self._round_candidates = list(state["round_candidates"])
         self._round_proposals = list(state["round_proposals"])
         self._round_cands = {c.id: c for c in round_cands}
         self._chosen = dict(state["chosen"]) if state["chosen"] else None

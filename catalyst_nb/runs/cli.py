@@ -21,7 +21,7 @@ _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedde
             "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat")}
 
 
-def _flag_type(name: str, default: Any) -> Callable[[str], Any]:
+def _flag_type(default: Any) -> Callable[[str], Any]:
     if isinstance(default, bool):
         return lambda v: v.lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
@@ -37,7 +37,7 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="TOML file with run settings (flags override it)")
     for f in fields(RunConfig):
         flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, dest=f.name, default=None, type=_flag_type(f.name, f.default),
+        p.add_argument(flag, dest=f.name, default=None, type=_flag_type(f.default),
                        choices=_CHOICES.get(f.name), help=f"default: {f.default!r}")
     p.add_argument("--out", default=None, help="run folder (default: runs/<method>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
