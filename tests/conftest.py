@@ -43,3 +43,25 @@ def tiny_hf():
 def tiny_clip(request, tiny_native, tiny_hf):
     """Both text-tower kinds open_clip supports, as small random-weight models."""
     return tiny_native if request.param == "native" else tiny_hf
+
+
+@pytest.fixture(scope="session")
+def tiny_train_2shot(tiny_native):
+    """2-shot embedded Fashion-MNIST training features on the native test model (no cache, no bar)."""
+    from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
+    from catalyst_nb.features import extract_features
+
+    ds = few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1)
+    return extract_features(tiny_native, ds, cache_dir=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tiny_native, tiny_train_2shot):
+    """(train, scoring, test) features for catalyst tests: 2-shot train, 4-shot val and test subsets."""
+    from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
+    from catalyst_nb.features import extract_features
+
+    kw = dict(cache_dir=False, progress=False)
+    score = extract_features(tiny_native, few_shot(load_embedded_fashion_mnist("val"), shots=4, seed=1), **kw)
+    test = extract_features(tiny_native, few_shot(load_embedded_fashion_mnist("test"), shots=4, seed=1), **kw)
+    return tiny_train_2shot, score, test

@@ -8,8 +8,6 @@ import pytest
 import torch
 
 from catalyst_nb.candidates import Source, Status
-from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
-from catalyst_nb.features import extract_features
 from catalyst_nb.llm import (
     Budget,
     BudgetExceeded,
@@ -31,13 +29,8 @@ REPLY3 = "a small {}\na {} for sale\na bright photo of a {}"
 
 
 @pytest.fixture(scope="module")
-def splits(tiny_native):
-    train = few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1)
-    score = few_shot(load_embedded_fashion_mnist("val"), shots=4, seed=1)
-    test = few_shot(load_embedded_fashion_mnist("test"), shots=4, seed=1)
-    kw = dict(cache_dir=False, progress=False)
-    return (extract_features(tiny_native, train, **kw), extract_features(tiny_native, score, **kw),
-            extract_features(tiny_native, test, **kw))
+def splits(tiny_splits):
+    return tiny_splits
 
 
 def make(clip, splits, replies, *, kind="chat", evaluation=False, **kw):

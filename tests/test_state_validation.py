@@ -9,8 +9,7 @@ import math
 import pytest
 import torch
 
-from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
-from catalyst_nb.features import FeatureSet, extract_features
+from catalyst_nb.features import FeatureSet
 from catalyst_nb.llm import FASHION_MNIST_TASK, ScriptedClient
 from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 from catalyst_nb.optim import GradientConfig, GradientPromptOptimizer, NonFiniteLossError
@@ -20,9 +19,8 @@ from catalyst_nb.state_io import load_state, save_state
 
 
 @pytest.fixture(scope="module")
-def feats(tiny_native):
-    ds = few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1)
-    return extract_features(tiny_native, ds, cache_dir=False, progress=False)
+def feats(tiny_train_2shot):
+    return tiny_train_2shot
 
 
 def _opt(clip, feats, **kw):
@@ -234,10 +232,5 @@ def test_catalyst_state_round_trips_through_a_checksummed_file(tiny_native, cata
 
 
 @pytest.fixture(scope="module")
-def catalyst_splits(tiny_native):
-    train = few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1)
-    score = few_shot(load_embedded_fashion_mnist("val"), shots=4, seed=1)
-    test = few_shot(load_embedded_fashion_mnist("test"), shots=4, seed=1)
-    kw = dict(cache_dir=False, progress=False)
-    return (extract_features(tiny_native, train, **kw), extract_features(tiny_native, score, **kw),
-            extract_features(tiny_native, test, **kw))
+def catalyst_splits(tiny_splits):
+    return tiny_splits

@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from catalyst_nb.data import few_shot, load_embedded_fashion_mnist
-from catalyst_nb.features import extract_features
 from catalyst_nb.optim import GradientPromptOptimizer
 from catalyst_nb.prompt_learner import PromptLearner
 from catalyst_nb.widgets import TrajectoryInspector, context_table
@@ -20,9 +18,8 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def train_features(tiny_native):
-    ds = few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1)
-    return extract_features(tiny_native, ds, cache_dir=False, progress=False)
+def train_features(tiny_train_2shot):
+    return tiny_train_2shot
 
 
 def _opt(clip, feats, **kw):
