@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 from catalyst_nb.keys import check_known_keys
+from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
 
 __all__ = ["METHODS", "RunConfig", "load_toml"]
 
@@ -81,7 +82,8 @@ class RunConfig:
         need(isinstance(self.seed, int), "seed", "must be an int")
         need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
         need(self.n_ctx <= 60 if isinstance(self.n_ctx, int) else False, "n_ctx", "must be <= 60 (the text tower's length)")
-        need(self.restart in (None, "first", "best", "probe", "none"), "restart", "is not first/best/probe/none")
+        need(self.restart is None or self.restart in RESTART_POLICIES, "restart",
+             f"is not one of {'/'.join(RESTART_POLICIES)}")
         need(self.llm in ("local", "none") or str(self.llm).startswith(("http://", "https://")), "llm",
              "must be 'local', 'none' or an http(s):// URL")
         need(self.llm_kind in ("completion", "chat"), "llm_kind", "must be 'completion' or 'chat'")

@@ -26,13 +26,11 @@ UnitCallback = Callable[[dict[str, Any]], None]
 
 
 def _event_of(unit: Any) -> dict[str, Any]:
-    from catalyst_nb.optim.approval import AwaitingApproval
-    from catalyst_nb.optim.events import RoundEvent, json_data
+    from catalyst_nb.json_codec import json_data
+    from catalyst_nb.optim.events import RoundEvent
 
-    if isinstance(unit, RoundEvent):
+    if isinstance(unit, RoundEvent):  # every round event, "awaiting" included
         return {"type": "round", **unit.to_dict()}
-    if isinstance(unit, AwaitingApproval):
-        return {"type": "awaiting", **json_data(unit.to_dict())}
     return {"type": "step", **json_data(unit.to_dict())}
 
 
@@ -136,6 +134,7 @@ def _llm_only(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     from catalyst_nb.llm.errors import LLMError
     from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
     from catalyst_nb.optim.catalyst_config import llm_settings
+    from catalyst_nb.optim.events import ProposalsScored, RoundEvent, Skipped
 
     client = ResumingClient(client, folder.cassette_file)
     settings = llm_settings(config.preset, client.kind, {"seed": config.seed})
@@ -148,7 +147,7 @@ def _llm_only(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
         folder.truncate_events(n_events)
     else:
         first = evaluate_templates(ctx.clip, start, ctx.scoring)
-        opt.tell({opt.suggest(start, note="initial template").id: (first.loss, first.accuracy)})
+        opt.tell({opt.add_template(start, note="initial template").id: (first.loss, first.accuracy)})
 
     def raw_score(template: str) -> tuple[float, float]:
         result = evaluate_templates(ctx.clip, template, ctx.scoring)
@@ -158,11 +157,10 @@ def _llm_only(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
         try:
             new = opt.ask(opt.scored, round=r)
             opt.tell({p.id: raw_score(p.template) for p in new})
-            event = {"type": "round", "kind": "proposals", "round": r, "step": 0,
-                     "data": {"proposals": [opt.get(p.id).to_dict() for p in new]}, "seconds": 0.0}
+            unit: RoundEvent = ProposalsScored(round=r, step=0, proposals=tuple(opt.get(p.id) for p in new))
         except LLMError as exc:
-            event = {"type": "round", "kind": "skipped", "round": r, "step": 0,
-                     "data": {"reason": f"LLM error: {type(exc).__name__}: {exc}"}, "seconds": 0.0}
+            unit = Skipped(round=r, step=0, reason=f"LLM error: {type(exc).__name__}: {exc}")
+        event = _event_of(unit)
         folder.append_event(event)
         n_events += 1
         folder.save_state({"llm": opt.state_dict()}, n_events=n_events)
@@ -184,6 +182,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     from catalyst_nb.llm.cassette import ResumingClient
     from catalyst_nb.optim.approval import AwaitingApproval
     from catalyst_nb.optim.catalyst import CatalystOptimizer
+    from catalyst_nb.optim.events import stage_end_rows
     from catalyst_nb.runs.setup import make_learner
 
     learner = make_learner(config, ctx.clip, ctx.classnames)
@@ -195,10 +194,11 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     if config.method == "projection-restarts":
         overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
         overrides.setdefault("restart", "best")
-    llm = ResumingClient(client, folder.cassette_file) if config.method == "catalyst" else None
+    resuming = ResumingClient(client, folder.cassette_file) if config.method == "catalyst" else None
     warmup = min(5, max(config.steps // 10, 0))
     opt = CatalystOptimizer(
-        learner, ctx.train, scoring=ctx.scoring, evaluation=ctx.test, llm=llm, task=ctx.task, preset=config.preset,
+        learner, ctx.train, scoring=ctx.scoring, evaluation=ctx.test, client=resuming, task=ctx.task,
+        preset=config.preset,
         gradient=dict(total_steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                       warmup_steps=warmup),
         llm_config={"seed": config.seed}, **overrides,
@@ -238,11 +238,10 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     summary = {**_common(config, ctx), "status": status}
     if status != "done":
         return summary
-    test = opt.gradient.evaluate(ctx.test).accuracy
-    stages = [{"stage": e.data["stage"], "step": e.step, "scoring_accuracy": e.data["scoring"]["accuracy"],
-               "scoring_loss": e.data["scoring"]["loss"],
-               "test_accuracy": (e.data.get("eval") or {}).get("accuracy")}
-              for e in opt.events if e.kind == "stage_end"]
+    test = opt.evaluate(ctx.test).accuracy
+    stages = [{"stage": row["stage"], "step": row["step"], "scoring_accuracy": row["scoring_accuracy"],
+               "scoring_loss": row["scoring_loss"], "test_accuracy": row["eval_accuracy"]}
+              for row in stage_end_rows(opt.events)]
     decisions = [e for e in opt.events if e.kind == "decision"]
     summary.update(
         test_accuracy=test, scoring_accuracy=opt.scorer.current().accuracy, stages=stages,

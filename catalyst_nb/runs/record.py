@@ -1,7 +1,7 @@
 """A finished (or interrupted) run read back from its folder, without loading any model.
 
 Notebooks and plots read runs this way: the gradient steps as a :class:`Trajectory`, the round events as
-:class:`RoundEvent` records, the config and the summary, exactly as the run wrote them.
+typed :class:`RoundEvent` records (awaiting approval included), the config and the summary, exactly as the run wrote them.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalyst_nb.optim.events import RoundEvent
+from catalyst_nb.optim.events import RoundEvent, stage_end_rows
 from catalyst_nb.runs.config import RunConfig
 from catalyst_nb.runs.folder import RunFolder
 from catalyst_nb.trajectory import StepRecord, Trajectory
@@ -34,12 +34,8 @@ class RunRecord:
 
     def stage_accuracies(self) -> list[dict[str, Any]]:
         """``{"stage", "step", "scoring", "test"}`` at each stage end."""
-        return [{"stage": e.data["stage"], "step": e.step, "scoring": e.data["scoring"]["accuracy"],
-                 "test": (e.data.get("eval") or {}).get("accuracy")} for e in self.events if e.kind == "stage_end"]
-
-
-def _restore(value: Any) -> Any:
-    return float(value) if value in ("nan", "inf", "-inf") else value
+        return [{"stage": row["stage"], "step": row["step"], "scoring": row["scoring_accuracy"],
+                 "test": row["eval_accuracy"]} for row in stage_end_rows(self.events)]
 
 
 def load_run(path: str | os.PathLike[str]) -> RunRecord:
@@ -50,7 +46,7 @@ def load_run(path: str | os.PathLike[str]) -> RunRecord:
     for e in folder.read_events():
         body = {k: v for k, v in e.items() if k != "type"}
         if e.get("type") == "step":
-            steps.append(StepRecord.from_dict({k: _restore(v) for k, v in body.items()}))
+            steps.append(StepRecord.from_dict(body))
         elif e.get("type") == "round":
             events.append(RoundEvent.from_dict(body))
     summary = folder.read_summary() if folder.is_finished() else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any, Mapping
 
+from catalyst_nb.optim.events import stage_end_rows
 from catalyst_nb.runs.folder import RunFolder
 from catalyst_nb.state_io import atomic_write_text
 
@@ -19,15 +20,15 @@ def report_data(events: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Plain data for the report: steps and losses, stage accuracies, restarts, proposals."""
     steps = [e for e in events if e.get("type") == "step"]
     rounds = [e for e in events if e.get("type") == "round"]
-    stage_ends = [e for e in rounds if e["kind"] == "stage_end"]
+    stage_ends = stage_end_rows(rounds)
     proposals = [p for e in rounds if e["kind"] in ("proposals",) for p in e["data"]["proposals"]]
     chosen = {e["data"]["chosen"] for e in rounds if e["kind"] == "decision" and e["data"].get("chosen")}
     return {
         "step": [e["step"] for e in steps],
         "loss": [e["loss"] for e in steps],
-        "stage_step": [e["step"] for e in stage_ends],
-        "stage_scoring": [e["data"]["scoring"]["accuracy"] for e in stage_ends],
-        "stage_test": [(e["data"].get("eval") or {}).get("accuracy") for e in stage_ends],
+        "stage_step": [row["step"] for row in stage_ends],
+        "stage_scoring": [row["scoring_accuracy"] for row in stage_ends],
+        "stage_test": [row["eval_accuracy"] for row in stage_ends],
         "restarts": [{"step": e["step"], "template": e["data"]["template"]} for e in rounds if e["kind"] == "restart"],
         "skipped": [{"round": e["round"], "reason": e["data"]["reason"]} for e in rounds if e["kind"] == "skipped"],
         "proposals": [{**p, "chosen": p["id"] in chosen} for p in proposals],

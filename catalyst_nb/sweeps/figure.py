@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .atomic import write_text_atomic
+from catalyst_nb.state_io import atomic_write_text
 
 __all__ = ["draw_figure", "write_figure_html"]
 
@@ -39,4 +39,4 @@ def draw_figure(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, ti
 
 
 def write_figure_html(fig: Any, path: str | Path) -> Path:
-    return write_text_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    return atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
