@@ -3,6 +3,7 @@ record they pass, distinct verbs for a proposal's status and for a restart decis
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 
@@ -101,3 +102,46 @@ def test_the_state_helper_and_the_llm_layer_import_without_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_phase_has_a_handler_and_a_row_in_the_transition_table():
+    from catalyst_nb.optim.catalyst import TRANSITIONS, Phase
+
+    assert set(TRANSITIONS) == set(Phase)
+    for phase in Phase:
+        waits = phase in (Phase.AWAITING, Phase.DONE)  # step() refuses these: a person or nothing moves on
+        assert hasattr(CatalystOptimizer, f"_do_{phase.value}") != waits, phase
+    reachable, todo = {Phase.STAGE}, [Phase.STAGE]
+    while todo:
+        for nxt in TRANSITIONS[todo.pop()] - reachable:
+            reachable.add(nxt)
+            todo.append(nxt)
+    assert reachable == set(Phase)
+
+
+def test_an_illegal_move_is_refused(three):
+    from catalyst_nb.optim.catalyst import Phase
+
+    catalyst = three["CatalystOptimizer"]
+    with pytest.raises(RuntimeError, match="from phase 'stage' to 'restart'"):
+        catalyst._move(Phase.RESTART)
+    assert catalyst.phase is Phase.STAGE
+
+
+def test_the_pool_keeps_the_best_scored_and_replaces_by_id():
+    from catalyst_nb.candidates import Candidate, Source, Status
+    from catalyst_nb.optim.candidate_pool import CandidatePool
+
+    def cand(cid, loss, acc=0.5):
+        return Candidate(id=cid, template=f"a {cid} {{}}", source=Source.LLM).with_score(loss, acc)
+
+    pool = CandidatePool(2)
+    pool.add(Candidate(id="x", template="a {}", source=Source.LLM))  # unscored: ignored
+    for c in (cand("a", 1.0), cand("b", 0.5), cand("c", 2.0), cand("d", 0.5, acc=0.9)):
+        pool.add(c)
+    assert [c.id for c in pool.ranked()] == ["d", "b"] and len(pool) == 2 and "a" not in pool
+    pool.replace(dataclasses.replace(cand("b", 0.5), status=Status.CHOSEN))
+    assert pool["b"].status is Status.CHOSEN and pool.best().id == "d"
+    assert [c.id for c in CandidatePool.from_dicts(2, pool.to_dicts())] == [c.id for c in pool]
+    with pytest.raises(ValueError, match="size=0"):
+        CandidatePool(0)
