@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, load_run
 from catalyst_nb.state_io import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
