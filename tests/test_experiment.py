@@ -119,6 +119,18 @@ def test_a_human_approval_returns_from_run_and_the_next_run_continues():
         RestartApproval(exp.optimizer).reject()
         final = exp.run(progress=False)
     assert final["status"] == "done" and final["budget_used"] == 18
+    decisions = [e for e in exp.events if e.get("kind") == "decision"]  # taken outside step(), recorded all the same
+    assert [(e["round"], e["data"]["decider"]) for e in decisions] == [(0, "human"), (1, "human")]
+
+
+def test_rounds_with_nothing_usable_are_in_the_events_file_as_the_summary_counts_them(tmp_path):
+    from catalyst_nb.llm import ScriptedClient
+
+    client = ScriptedClient(["{}"] * 32, kind="completion")  # no line is a template
+    with Experiment(method="catalyst", **SMALL, folder=tmp_path / "run", llm_client=client, progress=False) as exp:
+        summary = exp.run(progress=False)
+    written = [e for e in RunFolder(tmp_path / "run").read_events() if e.get("kind") == "skipped"]
+    assert summary["llm"]["skipped"] == 2 and len(written) == 2
 
 
 def test_the_local_server_starts_lazily_and_stops_on_exit(monkeypatch):
@@ -156,6 +168,11 @@ def test_settings_come_flat_nested_or_from_a_file_alike(tmp_path):
         Experiment(method="coop", gradient={"lrr": 1})
     with pytest.raises(ValueError, match="approval='sometimes'"):
         Experiment(method="coop", approval="sometimes")
+    with pytest.raises(ValueError, match="llm_samples=0"):
+        RunConfig(llm={"samples": 0})
+    from catalyst_nb.experiment.build import llm_overrides
+
+    assert llm_overrides(RunConfig(seed=3, llm_temperature=1.3)) == {"seed": 3, "temperature": 1.3}
     from catalyst_nb.runs.config import load_toml
 
     assert RunConfig.from_dict(load_toml(conf)) == nested

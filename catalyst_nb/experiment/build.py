@@ -17,7 +17,7 @@ import torch
 from catalyst_nb.runs.config import RunConfig
 
 __all__ = ["RunContext", "build_context", "make_learner", "fingerprint", "open_llm_client", "build_optimizer",
-           "LazyLocalServer"]
+           "llm_overrides", "LazyLocalServer"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,12 @@ def open_llm_client(config: RunConfig) -> Any:
     return cls(llm.model or "default", base_url=llm.source, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")
 
 
+def llm_overrides(config: RunConfig) -> dict[str, Any]:
+    """The LLM optimizer's settings the config sets on top of its preset's (the seed always)."""
+    given = {"samples": config.llm.samples, "temperature": config.llm.temperature}
+    return {"seed": config.seed, **{k: v for k, v in given.items() if v is not None}}
+
+
 def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval: str = "auto") -> Any:
     """The optimizer of ``config.method``: the catalyst's loop for every gradient method (CoOp is the
     catalyst without rounds' restarts, the projection control the catalyst without an LLM), the LLM
@@ -139,7 +145,7 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
         from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
         from catalyst_nb.optim.catalyst_config import llm_settings
 
-        settings = llm_settings(config.catalyst.preset, client.kind, {"seed": config.seed})
+        settings = llm_settings(config.catalyst.preset, client.kind, llm_overrides(config))
         return LLMPromptOptimizer(client, task=ctx.task, config=LLMOptimizerConfig.from_dict(settings))
     from catalyst_nb.optim.catalyst import CatalystOptimizer
 
@@ -159,5 +165,5 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
     return CatalystOptimizer(
         make_learner(config, ctx.clip, ctx.classnames), ctx.train, scoring=ctx.scoring, evaluation=ctx.test,
         llm=client if config.method == "catalyst" else None, task=ctx.task, preset=c.preset, approval=approval,
-        gradient=gradient, llm_config={"seed": config.seed}, **overrides,
+        gradient=gradient, llm_config=llm_overrides(config), **overrides,
     )

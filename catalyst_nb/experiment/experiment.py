@@ -142,6 +142,8 @@ class Experiment:
             start = f"{config.gradient.ctx_init} {{}}." if config.gradient.ctx_init else _START
             first = evaluate_templates(ctx.clip, start, ctx.scoring)
             self.optimizer.tell({self.optimizer.suggest(start, note="initial template").id: (first.loss, first.accuracy)})
+        # the optimizer's round events recorded so far (a resumed optimizer holds those of the run it continues)
+        self._seen = len(getattr(self.optimizer, "events", None) or ()) if config.method in _GRADIENT_METHODS else 0
 
     # ---- state -----------------------------------------------------------------------------------
     @property
@@ -173,20 +175,22 @@ class Experiment:
 
     # ---- driving ---------------------------------------------------------------------------------
     def step(self) -> dict[str, Any]:
-        """One unit of work (a gradient step, one phase of a round, one LLM-only round), recorded; returns
-        its event as the events file holds it."""
+        """One unit of work (a gradient step, one phase of a round, one LLM-only round), recorded with
+        every event it emitted; returns the last of them, as the events file holds it."""
+        self._record_emitted()  # a decision taken on the optimizer between two calls (the approval panel)
         if self.done:
             raise RuntimeError(f"the {self.config.method} run is done; nothing left to step")
         if self.config.method == "llm-only":
-            event = self._llm_only_round()
+            events = [self._llm_only_round()]
         else:
-            event = _event_of(self.optimizer.step())
-        self._record(event)
-        return event
+            events = self._events_of(self.optimizer.step())
+        self._record(events)
+        return events[-1]
 
     def run(self, *, progress: bool = True) -> dict[str, Any]:
         """Drive the run to its end and return :meth:`summary`; returns early, with status ``awaiting
         approval``, when a restart waits for a decision nobody here can take."""
+        self._record_emitted()
         bar = self._progress_bar() if progress else None
         try:
             while not self.done:
@@ -209,14 +213,36 @@ class Experiment:
         """
         return False
 
-    def _record(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def _events_of(self, result: Any) -> list[dict[str, Any]]:
+        """The lines for what one optimizer step did: every round event it emitted (in order, even those
+        it did not return), then the returned unit unless it is one of them (a step record, an approval)."""
+        units = list(result) if isinstance(result, (list, tuple)) else [result]
+        emitted = self._take_emitted()
+        return [_event_of(e) for e in emitted] + [_event_of(u) for u in units if not any(u is e for e in emitted)]
+
+    def _take_emitted(self) -> list[Any]:
+        events = getattr(self.optimizer, "events", None)
+        if self.config.method not in _GRADIENT_METHODS or events is None:
+            return []
+        new, self._seen = list(events[self._seen:]), len(events)
+        return new
+
+    def _record_emitted(self) -> None:
+        if self.optimizer is not None:
+            emitted = self._take_emitted()
+            if emitted:
+                self._record([_event_of(e) for e in emitted])
+
+    def _record(self, events: list[dict[str, Any]]) -> None:
+        self.events.extend(events)
         if self.folder is not None:
-            self.folder.append_event(event)
+            for event in events:
+                self.folder.append_event(event)
             key = "llm" if self.config.method == "llm-only" else "optimizer"
             self.folder.save_state({key: self.optimizer.state_dict()}, n_events=len(self.events))
         if self.on_event is not None:
-            self.on_event(event)
+            for event in events:
+                self.on_event(event)
 
     def _llm_only_round(self) -> dict[str, Any]:
         """OPRO-style: one LLM round on the templates scored so far; hard prompts scored raw."""

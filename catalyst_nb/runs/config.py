@@ -81,11 +81,14 @@ class CatalystSettings:
 class LLMSettings:
     """Where the LLM comes from: ``local`` (the embedded Gemma server, started lazily for the run and
     stopped with it), an ``http(s)://`` URL of an OpenAI-compatible server, or ``none``; ``kind`` is
-    ``completion`` or ``chat`` for a URL (``local`` is a completion model)."""
+    ``completion`` or ``chat`` for a URL (``local`` is a completion model).  ``samples`` (calls per
+    round) and ``temperature`` override the preset's LLM settings when given."""
 
     source: str = "local"
     kind: str = "completion"
     model: str | None = None
+    samples: int | None = None
+    temperature: float | None = None
 
 
 _TABLES: dict[str, type] = {"gradient": GradientSettings, "catalyst": CatalystSettings, "llm": LLMSettings}
@@ -94,10 +97,11 @@ FLAT_KEYS: dict[str, tuple[str, str]] = {
     **{f.name: ("gradient", f.name) for f in fields(GradientSettings)},
     **{f.name: ("catalyst", f.name) for f in fields(CatalystSettings)},
     "llm": ("llm", "source"), "llm_kind": ("llm", "kind"), "llm_model": ("llm", "model"),
+    "llm_samples": ("llm", "samples"), "llm_temperature": ("llm", "temperature"),
 }
 # keys where the word "none" (TOML has no null) means None
 _NONE_TOP = ("pretrained", "device", "data_root")
-_NONE_TABLE = ("restart", "warmup_steps", "model")
+_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature")
 
 
 def _split(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -211,6 +215,11 @@ class RunConfig:
         need(l.source in ("local", "none") or str(l.source).startswith(("http://", "https://")), "llm", l.source,
              "must be 'local', 'none' or an http(s):// URL")
         need(l.kind in ("completion", "chat"), "llm_kind", l.kind, "must be 'completion' or 'chat'")
+        if l.samples is not None:
+            count("llm_samples", l.samples, 1)
+        need(l.temperature is None or (isinstance(l.temperature, (int, float)) and math.isfinite(l.temperature)
+                                       and l.temperature >= 0), "llm_temperature", l.temperature,
+             "must be a finite number >= 0 (or none for the preset's)")
         if self.uses_llm and l.source == "none":
             problems.append(f"method={self.method!r} needs an LLM (llm='local' or a URL), got llm='none'")
         if self.method in ("catalyst", "llm-only", "projection-restarts") and isinstance(c.rounds, int) and c.rounds < 1:
