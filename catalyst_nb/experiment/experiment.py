@@ -70,11 +70,8 @@ class Experiment:
                  on_event: EventCallback | None = None, **settings: Any) -> None:
         if approval not in ("auto", "human"):
             raise ValueError(f"approval={approval!r} is not 'auto' or 'human'")
-        if config is None:
-            config = RunConfig(**settings)
-        elif not isinstance(config, RunConfig):
-            config = RunConfig.from_dict(config)
-        if settings and isinstance(config, RunConfig):
+        config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config or {})
+        if settings:
             config = config.replace(**settings)
         if resume and folder is None:
             raise ValueError("resume=True needs the folder of the run to continue")
@@ -130,6 +127,11 @@ class Experiment:
             client = ResumingClient(client, self.folder.cassette_file)  # a resumed run replays what it paid for
         self.client = client if config.uses_llm else None
         self.optimizer = build_optimizer(config, ctx, self.client, approval=self.approval)
+        self._start(resume=resume)
+
+    def _start(self, *, resume: bool) -> None:
+        """Where the first unit begins: the saved state of a resumed run, or the method's own start."""
+        config, ctx = self.config, self.context
         self.events: list[dict[str, Any]] = []
         if resume and self.folder is not None and self.folder.state_file.exists():
             state, n_events = self.folder.load_state()
