@@ -33,7 +33,9 @@ def test_flags_override_the_files_tables(tmp_path):
     conf.write_text('method = "catalyst"\nsteps = 40\n[gradient]\nlr = 0.01\nn_ctx = 8\n'
                     '[catalyst]\nrounds = 2\n[llm]\nsource = "http://127.0.0.1:1/v1"\nkind = "chat"\n')
     parser = build_parser()
-    config = config_from_args(parser.parse_args(["run", str(conf), "--lr", "0.5", "--llm", "http://h:2/v1"]))
+    config = config_from_args(parser.parse_args(["run", str(conf), "--lr", "0.5", "--llm", "http://h:2/v1",
+                                                 "--llm-samples", "3", "--llm-temperature", "0.5"]))
+    assert config.llm.samples == 3 and config.llm.temperature == 0.5
     assert config.gradient.lr == 0.5 and config.gradient.n_ctx == 8 and config.catalyst.rounds == 2
     assert config.llm.source == "http://h:2/v1" and config.llm.kind == "chat"  # the flag keeps the table's kind
     assert config_from_args(parser.parse_args(["tune"])).method == "coop"

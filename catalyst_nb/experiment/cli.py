@@ -2,9 +2,9 @@
 file and/or flags, resumable; every run is built through :class:`~catalyst_nb.experiment.Experiment`.
 
 The flags are the config's keys, the tables' keys flat (``--lr`` is ``[gradient] lr``, ``--rounds`` is
-``[catalyst] rounds``, ``--llm`` is ``[llm] source``); a flag overrides the file.  Every user mistake (an unknown key, an impossible value, a folder that holds a run, ``--resume`` of a
-folder with no run or with other settings) is reported as ``error: ...`` with exit code 2 before any
-model loads.  With ``--compare coop`` the same settings also run CoOp alone (same steps, same stage
+``[catalyst] rounds``, ``--llm`` is ``[llm] source``); a flag overrides the file.  Every user mistake
+(an unknown key, an impossible value, a folder that holds a run, ``--resume`` of a folder with no run or
+with other settings) is reported as ``error: ...`` with exit code 2 before any model loads.  With ``--compare coop`` the same settings also run CoOp alone (same steps, same stage
 boundaries) and the per-stage accuracies are printed side by side.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["add_run_parser", "run_command", "config_from_args"]
 _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
             "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat"),
             "schedule": ("step", "epoch")}
-_TYPES = {"warmup_steps": int}  # defaults of None that are numbers when given
+_TYPES = {"warmup_steps": int, "llm_samples": int, "llm_temperature": float}  # defaults of None, numbers when given
 
 
 def _flags() -> dict[str, Any]:
@@ -121,7 +121,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo:
             parser.error(str(exc))
     results = []
     for name, cfg, folder in plan:
-        summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                          approval=args.approval)
         results.append((name, summary))
         if summary.get("status") != "done":
             echo(f"{name}: {summary.get('status')} — see {folder}")

@@ -25,6 +25,7 @@ def execute(
     overwrite: bool = False,
     progress: bool = True,
     llm_client: Any = None,
+    approval: str = "auto",
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` into ``run_dir`` (or continue it with ``resume``) and return the summary.
@@ -32,7 +33,9 @@ def execute(
     The folder is checked before any model loads: a fresh run into a folder that holds a run is refused
     unless ``overwrite``; ``resume`` of a folder without a run, or made with other settings, is refused
     with every difference named.  ``llm_client`` replaces the client the config names (a sweep passes
-    one shared server).  A run that finished already returns its saved summary.
+    one shared server).  ``approval`` is the experiment's (``human``: the run returns with status
+    ``awaiting approval`` at the first restart that waits).  A run that finished already returns its
+    saved summary.
     """
     from catalyst_nb.experiment.experiment import Experiment
 
@@ -42,7 +45,7 @@ def execute(
         if folder.is_finished():
             return folder.read_summary()
     with Experiment(config, folder=run_dir, resume=resume, overwrite=overwrite, llm_client=llm_client,
-                    progress=progress, on_event=on_event) as experiment:
+                    approval=approval, progress=progress, on_event=on_event) as experiment:
         summary = experiment.run(progress=progress)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
