@@ -1,7 +1,8 @@
 """A finished (or interrupted) run read back from its folder, without loading any model.
 
 Notebooks and plots read runs this way: the gradient steps as a :class:`Trajectory`, the round events as
-typed :class:`RoundEvent` records (awaiting approval included), the config and the summary, exactly as the run wrote them.
+typed :class:`RoundEvent` records (awaiting approval included), the config and the summary, exactly as
+the run wrote them.
 """
 from __future__ import annotations
 
