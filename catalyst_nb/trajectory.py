@@ -133,7 +133,10 @@ class Trajectory(Sequence[StepRecord]):
                         data = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise ValueError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-                    records.append(StepRecord.from_dict(data))
+                    try:
+                        records.append(StepRecord.from_dict(data))
+                    except (TypeError, ValueError) as exc:
+                        raise ValueError(f"{path}:{lineno}: {exc}") from None
         return cls(records)
 
     def __repr__(self) -> str:
