@@ -253,6 +253,8 @@ class CatalystOptimizer:
                      seconds=time.perf_counter() - started, **payload)
         event = RoundEvent.from_dict(event.to_dict())  # the stored form: plain JSON data
         self.events.append(event)
+        if isinstance(event, AwaitingApproval):
+            self._awaiting = event  # observers of this event see the optimizer waiting on it
         self._event_hooks(self, event)
         return event
 
@@ -438,14 +440,13 @@ class CatalystOptimizer:
             ranked = rank_candidates(self._choices())
             record = self.llm.rounds[-1] if self.uses_llm and self.llm.rounds else None
             self._move(Phase.AWAITING)
-            self._awaiting = self._emit(
+            return self._emit(
                 AwaitingApproval, started, proposals=tuple(ranked), recommended=recommended,
                 current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt if record else "",
                 replies=tuple(record.replies) if record else (),
                 dropped=tuple((r.line, r.reason) for r in record.rejected) if record else (),
                 policy=self.config.restart, probe=probe,
             )
-            return self._awaiting
         return self._decide(recommended, decider="auto", probe=probe, started=started)
 
     def _decide(self, chosen: str | None, *, decider: str, probe: Mapping[str, float] | None = None,
