@@ -39,6 +39,10 @@ class RunConfig:
         llm_kind: ``completion`` or ``chat`` for a URL (``local`` is a completion model).
         base_to_new: train on the first half of the classes and report base, new and their harmonic mean.
         scoring_shots: images per class of the scoring split (drawn from the held-out ``val`` split).
+        approval: who decides each restart: ``auto`` (the restart policy) or ``human`` (the run waits in
+            its folder for ``catalyst-nb approve`` or a notebook attached to it).
+        approval_timeout: with ``human``, seconds after which a round takes the policy's recommendation
+            (recorded as decided by the timeout); ``None``: wait as long as it takes.
     """
 
     method: str = "catalyst"
@@ -64,6 +68,8 @@ class RunConfig:
     base_to_new: bool = False
     scoring_shots: int = 32
     device: str | None = None
+    approval: str = "auto"
+    approval_timeout: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,6 +97,14 @@ class RunConfig:
             problems.append(f"method={self.method!r} needs an LLM (llm='local' or a URL), got llm='none'")
         if self.method in ("catalyst", "llm-only", "projection-restarts") and self.rounds < 1:
             problems.append(f"method={self.method!r} needs rounds >= 1")
+        need(self.approval in ("auto", "human"), "approval", "must be 'auto' or 'human'")
+        if self.approval == "human" and self.method not in ("catalyst", "projection-restarts"):
+            problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts), "
+                            f"got method={self.method!r}")
+        timeout = self.approval_timeout
+        need(timeout is None or (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                 and math.isfinite(timeout) and timeout >= 0), "approval_timeout",
+             "must be a number of seconds >= 0")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -104,7 +118,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
         check_known_keys(data, (f.name for f in fields(cls)), "run settings")
-        values = {k: (None if v == "none" and k in ("pretrained", "restart", "device", "llm_model") else v)
+        values = {k: (None if v == "none" and k in ("pretrained", "restart", "device", "llm_model", "approval_timeout")
+                      else v)
                   for k, v in data.items()}
         return cls(**values)
 

@@ -184,6 +184,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     from catalyst_nb.llm.cassette import ResumingClient
     from catalyst_nb.optim.approval import AwaitingApproval
     from catalyst_nb.optim.catalyst import CatalystOptimizer
+    from catalyst_nb.runs.approval_wait import approval_waiter
     from catalyst_nb.runs.setup import make_learner
 
     learner = make_learner(config, ctx.clip, ctx.classnames)
@@ -201,8 +202,9 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
         learner, ctx.train, scoring=ctx.scoring, evaluation=ctx.test, llm=llm, task=ctx.task, preset=config.preset,
         gradient=dict(total_steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                       warmup_steps=warmup),
-        llm_config={"seed": config.seed}, **overrides,
+        llm_config={"seed": config.seed}, approval=config.approval, **overrides,
     )
+    waiter = approval_waiter(folder.path, config, fresh=not resume)  # None unless approval = "human"
     n_events = 0
     if resume and folder.state_file.exists():
         state, n_events = folder.load_state()
@@ -217,10 +219,11 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     status = "done"
     try:
         while not opt.done:
-            if opt.awaiting is not None:
+            if opt.awaiting is not None and waiter is None:
                 status = "awaiting approval"
                 break
-            unit = opt.step()
+            # a pending restart is decided through the run folder: the decision event is the next unit
+            unit = waiter.wait(opt, on_event=on_event) if opt.awaiting is not None else opt.step()
             event = _event_of(unit)
             folder.append_event(event)
             n_events += 1
@@ -229,7 +232,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
                 on_event(event)
             if bar is not None and bar.n != opt.budget_used:
                 bar.update(opt.budget_used - bar.n)
-            if isinstance(unit, AwaitingApproval):
+            if isinstance(unit, AwaitingApproval) and waiter is None:
                 status = "awaiting approval"
                 break
     finally:
