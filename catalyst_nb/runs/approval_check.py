@@ -48,7 +48,7 @@ class TemplateFit:
         from catalyst_nb.templates import check_template
 
         return fit_template(self.tokenizer, check_template(text), n_ctx=int(self.spec["n_ctx"]),
-                            class_token_position=str(self.spec["class_token_position"]), filler_id=self._filler_id)
+                            class_token_position=str(self.spec["class_token_position"]), filler_id=self._filler_id)[1]
 
     def check(self, text: str) -> str:
         """``text`` as the run will read it; :class:`ApprovalError` when it cannot be loaded whole."""
@@ -62,9 +62,16 @@ class TemplateFit:
         if report.dropped:
             raise ApprovalError(
                 f"{text!r} is longer than the context (n_ctx={self.spec['n_ctx']}): the words "
-                f"{list(report.dropped)} would be cut; shorten it"
+                f"{_words(report.dropped)!r} would be cut; shorten it"
             )
         return text
+
+
+def _words(tokens: tuple[str, ...]) -> str:
+    """Vocabulary pieces back to the words a person typed (BPE ``</w>`` ends, word-piece ``##`` joins)."""
+    if any(t.endswith("</w>") for t in tokens):
+        return "".join(tokens).replace("</w>", " ").strip()
+    return "".join(t[2:] if t.startswith("##") else f" {t}" for t in tokens).strip()
 
 
 def proposal_id(record: Mapping[str, Any], given: str | None) -> str:

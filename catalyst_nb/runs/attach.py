@@ -175,6 +175,8 @@ class AttachedRun:
         """Block until the run waits for a decision (or raise ``TimeoutError``); returns ``awaiting``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while (awaiting := self.awaiting) is None:
+            if self.folder.is_finished():
+                raise RuntimeError(f"{os.fspath(self.folder.path)} finished without waiting for another decision")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"{os.fspath(self.folder.path)} did not wait for a decision within {timeout} s "
                                    f"(status: {self.status().line()})")
