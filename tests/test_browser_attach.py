@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -50,12 +51,17 @@ def test_a_notebook_attached_to_a_run_folder_approves_the_edited_second_proposal
     proc, folder = waiting_run
     notebook_dir = folder.parent
     _write_notebook(notebook_dir / "attach.ipynb", [
-        _code_cell("import catalyst_nb\nfrom catalyst_nb.runs import attach\n"
+        _code_cell("from catalyst_nb.runs import attach\nfrom catalyst_nb.widgets import dashboard\n"
                    "run = attach('run')\nrun.wait_for_approval(timeout=900)\n"
-                   "dash = catalyst_nb.widgets.dashboard(run)\ndash", tags=["dashboard"]),
+                   "dash = dashboard(run)\ndash", tags=["dashboard"]),
     ])
     lab = lab_page(notebook_dir, "attach.ipynb")
-    lab.run_cells(0, 1, timeout=900)  # returns once the run asks and the panel is drawn
+    inbox = ApprovalInbox(folder)
+    deadline = time.monotonic() + 900
+    while inbox.pending() is None:  # the run process loads its model and trains its first stage
+        assert proc.poll() is None and time.monotonic() < deadline, "the run did not come to wait for a decision"
+        time.sleep(0.2)
+    lab.run_cells(0, 1, timeout=900)
     assert lab.errors() == []
     request = ApprovalInbox(folder).pending()
     assert request is not None, proc.stderr.read()[-2000:] if proc.poll() is not None else "the run is not waiting"
