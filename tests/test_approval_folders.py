@@ -315,3 +315,80 @@ def test_approve_and_status_refusals_are_errors_with_exit_code_2(tmp_path):
     assert inbox.decision(0) is None
     done = _cli(["run", "--method", "coop", "--approval", "human", "--out", str(tmp_path / "x")], env)
     assert done.returncode == 2 and "approval='human' needs a method with restarts" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+def test_the_sweep_watcher_announces_each_waiting_cell_once(tmp_path):
+    from catalyst_nb.sweeps.waiting import WaitingWatcher
+
+    cell = tmp_path / "sweep" / "cells" / "catalyst__2shot__seed1"
+    inbox = ApprovalInbox(cell).start(fresh=True)
+    (cell / "config.json").write_text(json.dumps({"config": _config().to_dict(), "fingerprint": {}}))
+    lines: list[str] = []
+    watcher = WaitingWatcher(tmp_path / "sweep", lambda text, **_: lines.append(text))
+    watcher.check()
+    assert lines == []  # nothing asked yet
+    inbox.post(_request(run_id=inbox.run_id))
+    inbox.beat(0)
+    watcher.check()
+    watcher.check()
+    assert len(lines) == 1 and lines[0].startswith("cell catalyst__2shot__seed1 waits for approval (round 0): "
+                                                   f"catalyst-nb approve {cell}")
+    decide(cell, action="reject", decider="cli")
+    inbox.post(_request(run_id=inbox.run_id, round_index=1))
+    watcher.check()
+    assert len(lines) == 2 and "(round 1)" in lines[1]
+
+
+@pytest.mark.slow
+def test_a_sweep_lists_its_waiting_cell_and_the_other_cells_go_on(tmp_path, llm_url):
+    env = _env(tmp_path)
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f"""
+[defaults]
+model = "tiny-native"
+pretrained = "none"
+steps = 18
+rounds = 1
+n_ctx = 4
+batch_size = 8
+lr = 0.5
+scoring_shots = 4
+llm = "{llm_url}"
+llm_model = "fake"
+
+[grid]
+shots = [2]
+seed = [1]
+
+[methods."catalyst (human)"]
+method = "catalyst"
+approval = "human"
+
+[methods.coop]
+method = "coop"
+""")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "catalyst_nb", "sweep", str(sweep), "--out", str(out), "--jobs", "2",
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    announced = _until(lambda: next((ln for ln in lines if "waits for approval" in ln), None) or
+                       (proc.poll() is not None and pytest.fail(f"the sweep ended: {proc.stderr.read()[-2000:]}")),
+                       600, "the waiting cell to be listed")
+    cell = out / "cells" / announced.split()[1]
+    assert announced.startswith("cell catalyst-human") and f"catalyst-nb approve {cell}" in announced
+    # the other cell finishes while this one waits
+    _until(lambda: any((out / "cells").glob("coop*/summary.json")), 600, "the coop cell to finish")
+    assert run_status(cell).state == "waiting for approval"
+    assert _cli(["approve", str(cell), "--reject"], env).returncode == 0
+    rc = proc.wait(timeout=600)
+    reader.join(10)
+    assert rc == 0, proc.stderr.read()[-2000:]
+    assert sum("waits for approval" in ln for ln in lines) == 1
+    assert "2 cells: 2 run (0 failed)" in "".join(lines)
+    (decision,) = [e for e in _decisions(cell) if e["kind"] == "decision"]
+    assert decision["data"]["decider"] == "cli"
