@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from catalyst_nb.runs import RunConfig, execute
 from catalyst_nb.runs.approval_check import TemplateFit, decide, fit_spec
 from catalyst_nb.runs.approval_inbox import ApprovalError, ApprovalInbox, Decision, DecisionTaken
 from catalyst_nb.runs.status import run_status
-from test_runs import _cli_args, _comparable, _Deterministic, _env
+from test_runs import _cli_args, _comparable, _env, llm_url  # noqa: F401 - llm_url is a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -217,15 +216,6 @@ def test_a_notebook_attached_to_a_run_folder_follows_it_and_decides_in_the_same_
 
 
 # ---------------------------------------------------------------------------------------------- the command line
-
-@pytest.fixture(scope="module")
-def llm_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deterministic)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-
 
 def _cli(args: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "catalyst_nb", *args], env=env, capture_output=True, text=True,

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
-from http.server import ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from catalyst_nb.runs.approval_inbox import ApprovalInbox
 from test_browser_notebooks import ARTIFACTS, _code_cell, _write_notebook, lab_page, playwright  # noqa: F401
-from test_runs import _cli_args, _Deterministic, _env
+from test_runs import _cli_args, _env, llm_url  # noqa: F401 - llm_url is a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -27,14 +24,11 @@ EDITED = "a neat {}"
 
 
 @pytest.fixture
-def waiting_run(tmp_path):
+def waiting_run(tmp_path, llm_url):
     """A `catalyst-nb run --approval human` process (one round) writing ``tmp_path/nb/run``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deterministic)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     folder = tmp_path / "nb" / "run"
     folder.parent.mkdir()
-    args = _cli_args(url, folder)
+    args = _cli_args(llm_url, folder)
     args[args.index("--rounds") + 1] = "1"
     proc = subprocess.Popen(args + ["--approval", "human"], env=_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -42,7 +36,6 @@ def waiting_run(tmp_path):
     if proc.poll() is None:
         proc.kill()
         proc.wait()
-    server.shutdown()
 
 
 def test_a_notebook_attached_to_a_run_folder_approves_the_edited_second_proposal(lab_page, waiting_run):
