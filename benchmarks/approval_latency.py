@@ -25,7 +25,7 @@ from catalyst_nb.runs import RunConfig, execute
 from catalyst_nb.runs.approval_inbox import ApprovalInbox
 from catalyst_nb.runs.approval_wait import POLL_S
 
-ANSWERS = (["1"], ["2", "--text", "a neat photo of a {}"], ["--reject"], ["--suggest", "a clear photo of a {}"])
+ANSWERS = (["1"], ["2", "--text", "a neat photo {r} of a {{}}"], ["--reject"], ["--suggest", "a clear photo {r} of a {{}}"])
 WORDS = ("grey", "folded", "small", "clean", "worn", "bright", "new", "old", "dark", "plain", "soft", "large", "thin",
          "cheap", "odd", "neat", "tidy", "loose", "wide", "short")
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the run ended before round {r} asked", file=sys.stderr)
                 return 1
             time.sleep(0.05)
-        answer = ANSWERS[r % len(ANSWERS)]
+        answer = [a.format(r=r) for a in ANSWERS[r % len(ANSWERS)]]  # edits never repeat a known proposal
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "catalyst_nb", "approve", str(out), *answer, "--round", str(r)],
                               capture_output=True, text=True)

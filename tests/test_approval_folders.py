@@ -30,6 +30,7 @@ def _request(run_id: str = "run-a", round_index: int = 0, recommended: str | Non
     proposals = [{"id": f"r0-{i}", "template": t, "source": "llm", "status": "scored", "round": 0, "loss": 1.0 + i,
                   "accuracy": 0.5 - i / 10, "loaded": t} for i, t in enumerate(["a photo of a {}", "a grey {}"])]
     return {"run_id": run_id, "posted": time.time(), "step": 6, "deadline": None,
+            "known": {p["id"]: p["template"] for p in proposals},
             "fit": {"model": "tiny-native", "n_ctx": 4, "class_token_position": "end", "filler": "X"},
             "awaiting": {"round": round_index, "proposals": proposals, "recommended": recommended,
                          "current": {"loss": 2.0, "accuracy": 0.3}, "meta_prompt": "", "replies": [], "dropped": [],
@@ -157,6 +158,8 @@ def test_an_edit_that_would_be_cut_is_refused_naming_the_words_lost(tmp_path):
     with pytest.raises(ApprovalError, match="would be cut"):
         decide(inbox.run_dir, action="suggest", decider="cli", text="one two three four five {}")
     assert inbox.decision(0) is None
+    with pytest.raises(ApprovalError, match=r"'a grey {}.' is the same as proposal 'r0-1' \('a grey {}'\)"):
+        decide(inbox.run_dir, action="suggest", decider="cli", text="a grey {}.")  # as the optimizer would
     ok = decide(inbox.run_dir, action="approve", decider="cli", candidate="1", text="  a  small   {}  ")
     assert ok.text == "a small {}" and ok.candidate_id == "r0-0"
 

@@ -116,10 +116,22 @@ def check_decision(record: Mapping[str, Any], *, action: str, decider: str, cand
                 text = None
         if text is not None:
             text = (fit or TemplateFit(record["fit"])).check(text)
+            _check_new(record, text)
     elif action == "suggest":
         raise ApprovalError("--suggest needs a text, e.g. --suggest 'a photo of a {}.'")
     return Decision(run_id=str(record["run_id"]), round=int(awaiting["round"]), action=action, decider=decider,
                     candidate_id=cid, text=text)
+
+
+def _check_new(record: Mapping[str, Any], text: str) -> None:
+    """Refuse a text that repeats a known proposal, as the optimizer would when it applies it."""
+    from catalyst_nb.templates import normalize_template
+
+    key = normalize_template(text)
+    for pid, template in (record.get("known") or {}).items():
+        if normalize_template(template) == key:
+            raise ApprovalError(f"{text!r} is the same as proposal {pid!r} ({template!r}) and proposals are "
+                                "not repeated; write another text")
 
 
 def decide(run_dir: Any, *, action: str, decider: str, candidate: str | None = None, text: str | None = None,

@@ -197,7 +197,12 @@ class ApprovalInbox:
 
     # ---- decisions (first wins) -----------------------------------------------------------------
     def decision(self, round_index: int) -> Decision | None:
-        data = _read_json(self.decision_file(round_index))
+        """The answer of a round, or ``None`` (also while a file system without hard links still
+        shows it half written: the next look reads it whole)."""
+        try:
+            data = _read_json(self.decision_file(round_index))
+        except json.JSONDecodeError:
+            return None
         return None if data is None else Decision.from_dict(data)
 
     def write_decision(self, decision: Decision) -> Decision:
@@ -212,20 +217,36 @@ class ApprovalInbox:
             decision = Decision(**{**decision.to_dict(), "written": time.time()})
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.decision_file(decision.round)
+        text = json.dumps(decision.to_dict(), sort_keys=True) + "\n"
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(decision.to_dict(), sort_keys=True) + "\n")
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             try:
                 os.link(tmp, target)
             except FileExistsError:
-                taken = self.decision(decision.round)
-                raise DecisionTaken(taken if taken is not None else decision) from None
+                raise DecisionTaken(self._taken(decision.round)) from None
+            except OSError:  # a file system without hard links: exclusive creation is first-wins too
+                try:
+                    with open(target, "x", encoding="utf-8") as fh:
+                        fh.write(text)
+                except FileExistsError:
+                    raise DecisionTaken(self._taken(decision.round)) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
         return decision
+
+    def _taken(self, round_index: int) -> Decision:
+        """The decision another decider wrote (read again briefly if it is still being written)."""
+        for _ in range(50):
+            taken = self.decision(round_index)
+            if taken is not None:
+                return taken
+            time.sleep(0.02)
+        raise ApprovalError(f"round {round_index} has a decision file that cannot be read: "
+                            f"{os.fspath(self.decision_file(round_index))}")
 
     def refuse(self, decision: Decision, reason: str) -> Path:
         """Run side: a decision that could not be applied moves aside with the reason; the round is open

@@ -68,6 +68,8 @@ class ApprovalWaiter:
             "run_id": self.inbox.run_id, "posted": now, "step": int(optimizer.step_count),
             "deadline": None if self.timeout is None else now + self.timeout,
             "fit": fit_spec(optimizer.learner), "awaiting": json_data(optimizer.awaiting.to_dict()),
+            # a new text may not repeat one of these (the optimizer refuses it, in a notebook too)
+            "known": {p.id: p.template for p in optimizer.llm.proposals},
         })
 
     def wait(self, optimizer: Any, *, on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
