@@ -89,7 +89,12 @@ def _decisions(folder: Path) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------- the inbox
 
-def test_the_first_of_many_racing_deciders_wins_and_the_others_are_told_its_decision(tmp_path):
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_the_first_of_many_racing_deciders_wins_and_the_others_are_told_its_decision(tmp_path, monkeypatch, links):
+    if not links:  # a file system without hard links (some network mounts): exclusive creation instead
+        def no_link(*_a, **_k):
+            raise PermissionError("hard links not supported here")
+        monkeypatch.setattr(os, "link", no_link)
     inbox = _asking_inbox(tmp_path)
     barrier = threading.Barrier(8)
     results: list = [None] * 8
@@ -385,3 +390,44 @@ method = "coop"
     assert "2 cells: 2 run (0 failed)" in "".join(lines)
     (decision,) = [e for e in _decisions(cell) if e["kind"] == "decision"]
     assert decision["data"]["decider"] == "cli"
+
+
+def test_a_decision_the_run_cannot_apply_is_set_aside_and_the_round_stays_open(tmp_path):
+    from types import SimpleNamespace
+
+    from catalyst_nb.optim.approval import AwaitingApproval
+    from catalyst_nb.runs.approval_wait import ApprovalWaiter
+
+    calls: list = []
+
+    class Waiting:  # the optimizer's side of the protocol: what it waits for and its three verbs
+        awaiting = AwaitingApproval.from_dict(_request()["awaiting"])
+        step_count = 6
+        learner = SimpleNamespace(clip=SimpleNamespace(name="tiny-native"), n_ctx=4, class_token_position="end",
+                                  filler="X")
+        llm = SimpleNamespace(proposals=())
+
+        def approve(self, cid, text=None, *, decider):
+            calls.append(("approve", cid, text, decider))
+            raise ValueError(f"{text!r} cannot be loaded into the context")
+
+        def reject(self, *, decider):
+            calls.append(("reject", decider))
+            return "decision event"
+
+    inbox = ApprovalInbox(tmp_path / "run").start(fresh=True)
+    (inbox.run_dir / "config.json").write_text(json.dumps({"config": _config().to_dict(), "fingerprint": {}}))
+    waiter = ApprovalWaiter(inbox, poll=0.01)
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(waiter.wait(Waiting())))
+    thread.start()
+    _until(lambda: inbox.pending() is not None, 30, "the request")
+    inbox.write_decision(Decision(run_id=inbox.run_id, round=0, action="approve", decider="cli",
+                                  candidate_id="r0-0", text="a bad {}"))
+    _until(lambda: inbox.refusals(0), 30, "the refusal")
+    assert inbox.pending() is not None and "cannot be loaded" in inbox.refusals(0)[0]["reason"]
+    assert "an earlier answer was refused: 'a bad {}' cannot be loaded" in run_status(inbox.run_dir).detail
+    decide(inbox.run_dir, action="reject", decider="notebook")
+    thread.join(30)
+    assert result == ["decision event"]
+    assert calls == [("approve", "r0-0", "a bad {}", "cli"), ("reject", "notebook")]
