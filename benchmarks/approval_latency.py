@@ -20,8 +20,9 @@ import threading
 import time
 from pathlib import Path
 
+from catalyst_nb.experiment import execute
 from catalyst_nb.llm import ScriptedClient
-from catalyst_nb.runs import RunConfig, execute
+from catalyst_nb.runs import RunConfig
 from catalyst_nb.runs.approval_inbox import ApprovalInbox
 from catalyst_nb.runs.approval_wait import POLL_S
 

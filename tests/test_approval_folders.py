@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from catalyst_nb.runs import RunConfig, execute
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig
 from catalyst_nb.runs.approval_check import TemplateFit, decide, fit_spec
 from catalyst_nb.runs.approval_inbox import ApprovalError, ApprovalInbox, Decision, DecisionTaken
 from catalyst_nb.runs.status import run_status

@@ -23,18 +23,19 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 
 
-def approval_waiter(run_dir: str | os.PathLike[str], config: Any, *, fresh: bool) -> "ApprovalWaiter | None":
-    """The waiter of a run with ``approval = "human"`` (``None`` otherwise).
+def approval_waiter(run_dir: str | os.PathLike[str], *, approval: str, timeout: float | None,
+                    fresh: bool) -> "ApprovalWaiter | None":
+    """The waiter of a run whose restarts are decided through its folder (``None`` with ``approval="auto"``).
 
     A fresh run clears whatever an earlier run in the same folder asked or was answered, whatever its
     own approval mode: an old answer must never reach a new run.
     """
     inbox = ApprovalInbox(run_dir)
-    if getattr(config, "approval", "auto") != "human":
+    if approval != "human":
         if fresh and inbox.path.exists():
             inbox.start(fresh=True)
         return None
-    return ApprovalWaiter(inbox.start(fresh=fresh), timeout=getattr(config, "approval_timeout", None))
+    return ApprovalWaiter(inbox.start(fresh=fresh), timeout=timeout)
 
 
 class ApprovalWaiter:
