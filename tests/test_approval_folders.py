@@ -432,3 +432,14 @@ def test_a_decision_the_run_cannot_apply_is_set_aside_and_the_round_stays_open(t
     thread.join(30)
     assert result == ["decision event"]
     assert calls == [("approve", "r0-0", "a bad {}", "cli"), ("reject", "notebook")]
+
+
+def test_a_decider_killed_while_writing_leaves_nothing_that_counts(tmp_path):
+    inbox = _asking_inbox(tmp_path)
+    # what a decider killed between writing its temporary file and linking it into place leaves behind
+    (inbox.path / ".round-0.decision.json.k1ll3d.tmp").write_text('{"run_id": "x", "rou')
+    assert inbox.decision(0) is None and inbox.pending() is not None
+    (inbox.run_dir / "config.json").write_text(json.dumps({"config": _config().to_dict(), "fingerprint": {}}))
+    assert run_status(inbox.run_dir).state == "waiting for approval"
+    assert decide(inbox.run_dir, action="reject", decider="cli").action == "reject"
+    assert inbox.decision(0).action == "reject" and inbox.pending() is None
