@@ -26,7 +26,7 @@ from catalyst_nb.runs import RunConfig
 from catalyst_nb.runs.approval_inbox import ApprovalInbox
 from catalyst_nb.runs.approval_wait import POLL_S
 
-ANSWERS = (["1"], ["2", "--text", "a neat photo {r} of a {{}}"], ["--reject"], ["--suggest", "a clear photo {r} of a {{}}"])
+ANSWERS = (["1"], ["2", "--text", "a neat {r} {{}}"], ["--reject"], ["--suggest", "a clear {r} {{}}"])
 WORDS = ("grey", "folded", "small", "clean", "worn", "bright", "new", "old", "dark", "plain", "soft", "large", "thin",
          "cheap", "odd", "neat", "tidy", "loose", "wide", "short")
 
