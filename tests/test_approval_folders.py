@@ -25,7 +25,7 @@ from test_runs import _cli_args, _comparable, _env, llm_url  # noqa: F401 - llm_
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------------------------- set-up
 
 def _request(run_id: str = "run-a", round_index: int = 0, recommended: str | None = "r0-1") -> dict:
     proposals = [{"id": f"r0-{i}", "template": t, "source": "llm", "status": "scored", "round": 0, "loss": 1.0 + i,
