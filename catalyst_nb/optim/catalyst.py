@@ -309,7 +309,8 @@ class CatalystOptimizer:
         record = self.llm.rounds[-1]
         data = {"meta_prompt": record.meta_prompt, "replies": list(record.replies),
                 "dropped": [{"line": r.line, "reason": r.reason} for r in record.rejected],
-                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s}
+                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s,
+                "seeds": list(record.seeds)}
         self._round_proposals = [p.id for p in new]
         event = self._emit("llm", data, started)
         if not new and self.config.restart_from == "proposals":
