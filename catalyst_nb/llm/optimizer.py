@@ -21,7 +21,7 @@ from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.candidates import Candidate, Source, Status, best_candidate, check_score
 from catalyst_nb.llm.client import LLMClient, LLMRequest, LLMResponse, request_key
 from catalyst_nb.llm.history import ScoredTemplate
-from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request
+from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request, hide_filler
 from catalyst_nb.llm.parser import RejectedLine, parse_proposals
 from catalyst_nb.llm.sampling_seed import sampling_seed
 from catalyst_nb.templates import check_template, normalize_template
@@ -58,6 +58,7 @@ class LLMOptimizerConfig:
     samples: int = 1
     seed: int | None = None
     keep_surplus: bool = False
+    without_filler: bool = False
 
     def __post_init__(self) -> None:
         self.meta  # validates the meta-prompt fields
@@ -72,7 +73,7 @@ class LLMOptimizerConfig:
     def meta(self) -> MetaPromptConfig:
         return MetaPromptConfig(n_proposals=self.n_proposals, max_words=self.max_words,
                                 max_history=self.max_history, style=self.style,
-                                show_classnames=self.show_classnames)
+                                show_classnames=self.show_classnames, without_filler=self.without_filler)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LLMOptimizerConfig":
@@ -271,6 +272,8 @@ class LLMPromptOptimizer:
 
     def _tried_texts(self, history: Sequence[ScoredTemplate]) -> list[str]:
         texts = [h.template for h in history]
+        if self.meta.without_filler:  # the shown (cleaned) form is not new either
+            texts += [hide_filler(h.template) for h in history]
         for p in self._proposals.values():
             texts.append(p.template)
             texts.append(p.original)

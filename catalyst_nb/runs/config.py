@@ -16,8 +16,10 @@ from catalyst_nb.keys import check_known_keys
 
 __all__ = ["METHODS", "RunConfig", "load_toml"]
 
-METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts")
+METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts", "random-edits")
 _DATA = ("embedded", "fashion-mnist")
+# local LLM servers a run starts itself: the embedded Gemma 3 270M base model, the Qwen2.5 1.5B chat model
+LOCAL_LLMS = ("local", "local-chat")
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,19 @@ class RunConfig:
         method: ``zero-shot`` (best hand-written template on the scoring split), ``coop`` (gradient stages
             only), ``llm-only`` (the LLM alone, OPRO-style, as many calls as the catalyst makes),
             ``catalyst`` (the paper's method), ``projection-restarts`` (restarts from the best projection
-            at the same points, no LLM: the control that shows the LLM's own share).
+            at the same points, no LLM: the control that shows the LLM's own share), ``random-edits``
+            (the catalyst with random word edits of the shown templates in place of the LLM's proposals:
+            the control for whether the LLM does more than perturb).
         preset: the catalyst preset (``default`` or ``paper``).
         steps: total gradient steps; every gradient method gets the same number (probe steps count).
         rounds: LLM rounds (catalyst, llm-only) or restart points (projection-restarts); CoOp gets
             per-stage evaluations at the same points.
         restart: restart policy override (``first``, ``best``, ``probe``, ``none``); ``None``: the preset's.
-        llm: ``local`` (the embedded Gemma server, started for the run), an ``http(s)://`` URL of an
+        llm: ``local`` (the embedded Gemma server, started for the run), ``local-chat`` (the Qwen2.5-Coder
+            1.5B Instruct chat model, extra ``local-chat``, started for the run), an ``http(s)://`` URL of an
             OpenAI-compatible server, or ``none``.
-        llm_kind: ``completion`` or ``chat`` for a URL (``local`` is a completion model).
+        llm_kind: ``completion`` or ``chat`` for a URL (``local`` is a completion model, ``local-chat`` a
+            chat model).
         base_to_new: train on the first half of the classes and report base, new and their harmonic mean.
         scoring_shots: images per class of the scoring split (drawn from the held-out ``val`` split).
     """
@@ -82,14 +88,14 @@ class RunConfig:
         need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
         need(self.n_ctx <= 60 if isinstance(self.n_ctx, int) else False, "n_ctx", "must be <= 60 (the text tower's length)")
         need(self.restart in (None, "first", "best", "probe", "none"), "restart", "is not first/best/probe/none")
-        need(self.llm in ("local", "none") or str(self.llm).startswith(("http://", "https://")), "llm",
-             "must be 'local', 'none' or an http(s):// URL")
+        need(self.llm in LOCAL_LLMS + ("none",) or str(self.llm).startswith(("http://", "https://")), "llm",
+             "must be 'local', 'local-chat', 'none' or an http(s):// URL")
         need(self.llm_kind in ("completion", "chat"), "llm_kind", "must be 'completion' or 'chat'")
         need(self.device is None or str(self.device).split(":")[0] in ("cpu", "cuda", "mps"), "device",
              "must be cpu, cuda[:N] or mps")
         if self.method in ("catalyst", "llm-only") and self.llm == "none":
             problems.append(f"method={self.method!r} needs an LLM (llm='local' or a URL), got llm='none'")
-        if self.method in ("catalyst", "llm-only", "projection-restarts") and self.rounds < 1:
+        if self.method in ("catalyst", "llm-only", "projection-restarts", "random-edits") and self.rounds < 1:
             problems.append(f"method={self.method!r} needs rounds >= 1")
         if problems:
             raise ValueError("; ".join(problems))

@@ -75,7 +75,7 @@ def execute(
     if config.uses_llm and client is None:
         client = own_client = open_llm_client(config)
     # the CPUs this process may use, less the local LLM server's (CATALYST_NB_THREADS overrides)
-    configure_torch_threads(llm_server=own_client if config.llm == "local" else None)
+    configure_torch_threads(llm_server=own_client if config.llm in ("local", "local-chat") else None)
     try:
         if config.method == "zero-shot":
             summary = _zero_shot(config, ctx)
@@ -196,6 +196,8 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
         overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
         overrides.setdefault("restart", "best")
     llm = ResumingClient(client, folder.cassette_file) if config.method == "catalyst" else None
+    if config.method == "random-edits":
+        llm = _random_edit_client(config, ctx)
     warmup = min(5, max(config.steps // 10, 0))
     opt = CatalystOptimizer(
         learner, ctx.train, scoring=ctx.scoring, evaluation=ctx.test, llm=llm, task=ctx.task, preset=config.preset,
@@ -250,7 +252,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
         restarts=[{"round": e.round, "step": e.step, "template": e.data["template"]}
                   for e in opt.events if e.kind == "restart"],
     )
-    if config.method == "catalyst":
+    if config.method in ("catalyst", "random-edits"):
         rounds = opt.llm.rounds
         summary["llm"] = {"calls": sum(r.n_calls for r in rounds), "rounds": len(rounds),
                           "valid": sum(len(r.proposal_ids) for r in rounds),
@@ -263,6 +265,15 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     if math.isnan(test):
         summary["status"] = "collapsed"
     return summary
+
+
+def _random_edit_client(config: RunConfig, ctx: Any) -> Any:
+    """The random-edit control's proposal source: the preset's word limit, the CLIP vocabulary's words."""
+    from catalyst_nb.llm.random_edits import RandomEditClient, vocabulary_words
+    from catalyst_nb.optim.catalyst_config import llm_settings
+
+    max_words = llm_settings(config.preset, "completion", {}).get("max_words")
+    return RandomEditClient(vocabulary_words(ctx.clip.tokenizer), max_words=max_words)
 
 
 def _new_class_accuracy(config: RunConfig, ctx: Any, learner: Any) -> float:

@@ -75,31 +75,38 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
 
 
 class _LazyLocalServer:
-    """A completion client for the embedded local LLM that starts the server on the first live call.
+    """A client for a local LLM (the embedded Gemma, or with ``chat`` the Qwen chat model) that starts
+    the server on the first live call.
 
     A resumed run that replays all its LLM calls from its cassette never starts the server.  Its one
     thread is reserved from the start (``is_running`` is true for thread accounting), since a gradient
     stage that shares two cores with a server waking up runs many times slower than on one core.
     """
 
-    kind = "completion"
     n_threads = 1
     is_running = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, chat: bool = False) -> None:
+        from catalyst_nb.llm.chat_model import CHAT_MODEL_ALIAS
         from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
 
-        self.model = DEFAULT_MODEL_ALIAS
+        self.chat = chat
+        self.kind = "chat" if chat else "completion"
+        self.model = CHAT_MODEL_ALIAS if chat else DEFAULT_MODEL_ALIAS
         self._server: Any = None
         self._client: Any = None
 
     def complete(self, request: Any) -> Any:
         if self._client is None:
+            from catalyst_nb.llm.chat_model import local_chat_server
             from catalyst_nb.llm.launcher import LocalLLMServer
 
-            self._server = LocalLLMServer(n_threads=self.n_threads)
+            if self.chat:
+                self._server = local_chat_server(n_threads=self.n_threads)
+            else:
+                self._server = LocalLLMServer(n_threads=self.n_threads)
             self._server.start()
-            self._client = self._server.completion_client()
+            self._client = self._server.chat_client() if self.chat else self._server.completion_client()
         return self._client.complete(request)
 
     def close(self) -> None:
@@ -114,8 +121,8 @@ def open_llm_client(config: RunConfig) -> Any:
 
     if config.llm == "none":
         return None
-    if config.llm == "local":
-        return _LazyLocalServer()
+    if config.llm in ("local", "local-chat"):
+        return _LazyLocalServer(chat=config.llm == "local-chat")
     import os
 
     cls = OpenAIChatClient if config.llm_kind == "chat" else OpenAICompletionClient
