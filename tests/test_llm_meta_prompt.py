@@ -139,7 +139,7 @@ def test_chat_history_without_filler_words():
     from catalyst_nb.llm import ScoredTemplate, TaskDescription
     from catalyst_nb.llm.meta_prompt import MetaPromptConfig, chat_messages, hide_filler
 
-    assert hide_filler("x x xx X a photo of a {}.") == "a photo of a {}."
+    assert hide_filler("##x x xx X a photo of a {}.") == "a photo of a {}."
     assert hide_filler("x x {}") == "{}" and hide_filler("x x") == "x x"  # nothing left to show: kept as is
     task = TaskDescription("Fashion-MNIST", "clothing")
     history = [ScoredTemplate("x x x x a photo of a {}.", 0.9, 0.7), ScoredTemplate("xx x X x a photo of a {}.", 1.0, 0.6)]

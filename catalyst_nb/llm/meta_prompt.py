@@ -95,8 +95,8 @@ def ordered_history(history: Sequence[ScoredTemplate], *, max_history: int) -> l
 
 
 # The prompt learner pads a short context with "X" (CoOp's placeholder), and projections of slots that
-# barely moved decode to it or to its neighbours ("x", "xx"): words of x's only are filler.
-_FILLER = re.compile(r"^x+$", re.IGNORECASE)
+# barely moved decode to it or to its neighbours ("x", "xx", a word piece "##x"): words of x's only are filler.
+_FILLER = re.compile(r"^(##)?x+$", re.IGNORECASE)
 
 
 def hide_filler(template: str) -> str:
