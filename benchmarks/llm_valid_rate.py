@@ -51,31 +51,34 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", choices=["gemma", "qwen"], default=None)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per call (a busy CPU is slow)")
     args = parser.parse_args()
-    results = []
+    results: list[dict] = []
+
+    def report(row: dict) -> None:
+        results.append(row)
+        print(json.dumps(row), flush=True)
     if args.only in (None, "gemma"):
         from catalyst_nb.llm import LocalLLMServer
 
         with LocalLLMServer(n_threads=args.threads) as server:
             client = server.completion_client()
             for preset in ("default", "paper"):
-                results.append(measure(f"gemma-3-270m, {preset}", client, preset=preset, rounds=args.rounds,
-                                       seed=args.seed))
+                report(measure(f"gemma-3-270m, {preset}", client, preset=preset, rounds=args.rounds,
+                               seed=args.seed))
     if args.only in (None, "qwen"):
         from catalyst_nb.llm.chat_model import local_chat_server
 
         started = time.perf_counter()
         with local_chat_server(n_threads=args.threads) as server:
             start_s = time.perf_counter() - started
-            client = server.chat_client()
+            client = server.chat_client(timeout=args.timeout)
             for preset in ("paper", "default"):
                 row = measure(f"qwen2.5-coder-1.5b-instruct, {preset}", client, preset=preset, rounds=args.rounds,
                               seed=args.seed)
-                results.append({**row, "server_start_s": round(start_s, 1)})
-            results.append(measure("qwen2.5-coder-1.5b-instruct, paper, filler shown", client, preset="paper",
-                                   rounds=args.rounds, seed=args.seed, without_filler=False))
-    for row in results:
-        print(json.dumps(row))
+                report({**row, "server_start_s": round(start_s, 1)})
+            report(measure("qwen2.5-coder-1.5b-instruct, paper, filler shown", client, preset="paper",
+                           rounds=args.rounds, seed=args.seed, without_filler=False))
 
 
 if __name__ == "__main__":

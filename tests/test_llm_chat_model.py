@@ -77,7 +77,7 @@ def test_paper_preset_catalyst_run_against_the_real_chat_model(chat_server):
     train = extract_features(clip, few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1), progress=False)
     val = extract_features(clip, few_shot(load_embedded_fashion_mnist("val"), shots=8, seed=1), progress=False)
     learner = PromptLearner(clip, train.classnames, n_ctx=8, ctx_init="a photo of a")
-    client = chat_server.chat_client()
+    client = chat_server.chat_client(timeout=600.0)  # one thread on a busy CPU can be slow
     assert client.kind == "chat"
     opt = CatalystOptimizer(learner, train, scoring=val, llm=client, task=FASHION_MNIST_TASK, preset="paper",
                             rounds=2, gradient=dict(total_steps=12, warmup_steps=1, batch_size=8, seed=1),

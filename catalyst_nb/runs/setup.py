@@ -106,7 +106,8 @@ class _LazyLocalServer:
             else:
                 self._server = LocalLLMServer(n_threads=self.n_threads)
             self._server.start()
-            self._client = self._server.chat_client() if self.chat else self._server.completion_client()
+            # a 1.5B chat model on one busy CPU thread can take minutes for a reply: wait for it
+            self._client = self._server.chat_client(timeout=600.0) if self.chat else self._server.completion_client()
         return self._client.complete(request)
 
     def close(self) -> None:
