@@ -86,3 +86,24 @@ def test_vocabulary_words_are_whole_words(tiny_native):
     words = vocabulary_words(tiny_native.tokenizer)
     assert len(words) > 1000 and "photo" in words
     assert all(w.isalpha() and w.isascii() for w in words)
+
+
+@pytest.mark.slow
+def test_random_edits_method_runs_like_the_catalyst_without_an_llm(tmp_path):
+    """`method = "random-edits"`: no server, 8 edits per round through the catalyst's own rounds, and a rerun
+    into a fresh folder repeats every edit (they come from the run's hashed seeds)."""
+    from catalyst_nb.runs import RunConfig, execute, load_run
+
+    config = RunConfig(method="random-edits", shots=1, seed=2, n_ctx=6, steps=12, rounds=2, scoring_shots=4)
+    assert not config.uses_llm
+    summaries, replies = [], []
+    for name in ("a", "b"):
+        summaries.append(execute(config, tmp_path / name, progress=False))
+        run = load_run(tmp_path / name)
+        replies.append([e.data["replies"] for e in run.events if e.kind == "llm"])
+    summary = summaries[0]
+    assert summary["status"] == "done" and summary["llm"]["calls"] == 16 and summary["llm"]["rounds"] == 2
+    assert replies[0] == replies[1] and all(len(r) == 8 for r in replies[0])
+    assert summaries[0]["test_accuracy"] == summaries[1]["test_accuracy"]
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        RunConfig(method="random-edits", rounds=0)
