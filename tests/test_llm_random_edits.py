@@ -92,7 +92,8 @@ def test_vocabulary_words_are_whole_words(tiny_native):
 def test_random_edits_method_runs_like_the_catalyst_without_an_llm(tmp_path):
     """`method = "random-edits"`: no server, 8 edits per round through the catalyst's own rounds, and a rerun
     into a fresh folder repeats every edit (they come from the run's hashed seeds)."""
-    from catalyst_nb.runs import RunConfig, execute, load_run
+    from catalyst_nb.experiment import execute
+    from catalyst_nb.runs import RunConfig, load_run
 
     config = RunConfig(method="random-edits", shots=1, seed=2, n_ctx=6, steps=12, rounds=2, scoring_shots=4)
     assert not config.uses_llm
