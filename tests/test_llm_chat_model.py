@@ -117,3 +117,15 @@ def test_default_preset_gets_new_templates_from_the_real_chat_model(chat_server,
     """With the default preset's richer history (projection variants and the pool) it writes new templates."""
     llm_events, proposals = _run(chat_server, small_task, "default")
     assert proposals, [e.data["replies"] for e in llm_events]
+
+
+def test_a_run_config_names_the_local_chat_model_without_starting_it():
+    from catalyst_nb.experiment.build import open_llm_client
+    from catalyst_nb.runs.config import RunConfig
+
+    client = open_llm_client(RunConfig(method="catalyst", preset="paper", llm="local-chat"))
+    assert (client.kind, client.model) == ("chat", chat_model.CHAT_MODEL_ALIAS) and not client.started
+    gemma = open_llm_client(RunConfig(method="catalyst"))
+    assert gemma.kind == "completion" and gemma.model != chat_model.CHAT_MODEL_ALIAS
+    with pytest.raises(ValueError, match="'local-chat'"):
+        RunConfig(method="catalyst", llm="local-qwen")
