@@ -29,7 +29,7 @@ __all__ = ["Experiment"]
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[dict[str, Any]], None]
-_GRADIENT_METHODS = ("coop", "catalyst", "projection-restarts")
+_GRADIENT_METHODS = ("coop", "catalyst", "projection-restarts", "random-edits")
 _START = "a photo of a {}."
 
 
@@ -127,7 +127,7 @@ class Experiment:
         if config.uses_llm and client is None:
             client = self._own_client = open_llm_client(config)
         # the CPUs this process may use, less the local LLM server's (CATALYST_NB_THREADS overrides)
-        configure_torch_threads(llm_server=self._own_client if config.llm.source == "local" else None)
+        configure_torch_threads(llm_server=self._own_client if config.llm.source in ("local", "local-chat") else None)
         if client is not None and self.folder is not None and config.uses_llm:
             from catalyst_nb.llm.cassette import ResumingClient
 

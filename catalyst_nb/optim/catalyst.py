@@ -357,7 +357,8 @@ class CatalystOptimizer:
             self._move(Phase.SKIP if self.config.restart_from == "proposals" else Phase.DECISION)
         return self._emit(LLMCall, started, meta_prompt=record.meta_prompt, replies=tuple(record.replies),
                           dropped=tuple({"line": r.line, "reason": r.reason} for r in record.rejected),
-                          n_valid=len(new), n_calls=record.n_calls, latency_s=record.latency_s)
+                          n_valid=len(new), n_calls=record.n_calls, latency_s=record.latency_s,
+                          seeds=tuple(record.seeds))
 
     def _do_skip(self) -> RoundEvent:
         return self._skip("no usable template in the LLM's reply", time.perf_counter())

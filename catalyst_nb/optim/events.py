@@ -146,6 +146,7 @@ class LLMCall(RoundEvent):
     n_valid: int
     n_calls: int
     latency_s: float
+    seeds: tuple[int | None, ...] = ()  # each call's sampling seed
 
 
 @dataclass(frozen=True, kw_only=True)
