@@ -8,6 +8,18 @@ process's CPU affinity minus the LLM server's threads, never below one.
 
 The choice stays overridable: an explicit ``threads=`` argument wins, then the ``CATALYST_NB_THREADS``
 environment variable, then the computed default.
+
+Whoever starts a worker decides its threads, and nothing downstream takes them back:
+:func:`assign_process_threads` (called by a sweep's worker initializer) writes the decision into the
+worker's ``CATALYST_NB_THREADS``, which every later :func:`configure_torch_threads` call in that process,
+and any process it starts, then follows.  Before this, the run layer reset torch to every CPU and
+``--jobs 2`` ran four compute threads on two cores.
+
+The LLM server of a single run *lends* its cores instead of reserving them: a call is synchronous, so the
+gradient stages never run while the server computes, and a server that is idle between calls costs
+nothing.  Such a server says so with ``lends_cores = True`` and then counts for no threads here; it is
+started with every CPU (:func:`server_threads`).  Measured on two cores (README, "Speed"): reserving one
+core for the server made the stages run on one thread for the whole run and never paid back.
 """
 from __future__ import annotations
 
@@ -17,10 +29,13 @@ from typing import Any
 
 __all__ = [
     "THREADS_ENV",
+    "assign_process_threads",
     "available_cpus",
     "configure_torch_threads",
     "llm_server_threads",
+    "server_threads",
     "torch_thread_count",
+    "worker_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,9 +57,10 @@ def llm_server_threads(server: Any) -> int:
 
     ``server`` is a :class:`catalyst_nb.llm.LocalLLMServer` (or anything with ``is_running`` and
     ``n_threads``).  Without an explicit ``n_threads`` the llama.cpp server takes half the machine's
-    cores, which is what is assumed then.
+    cores, which is what is assumed then.  A server with ``lends_cores`` true computes only while its
+    caller waits for the answer, so its threads never run beside torch's: 0.
     """
-    if server is None or not getattr(server, "is_running", False):
+    if server is None or not getattr(server, "is_running", False) or getattr(server, "lends_cores", False):
         return 0
     n = getattr(server, "n_threads", None)
     if n is None:
@@ -93,6 +109,43 @@ def torch_thread_count(
     if total < 1:
         raise ValueError(f"cpus={cpus!r} must be >= 1")
     return max(1, total - int(llm_threads))
+
+
+def worker_threads(workers: int, *, cpus: int | None = None, environ: dict[str, str] | None = None) -> int:
+    """Threads for each of ``workers`` processes that share this process's CPUs.
+
+    ``CATALYST_NB_THREADS``, when set, is the user's explicit per-process choice and wins; otherwise the
+    CPUs are split evenly, at least one thread each.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} must be an int >= 1")
+    env = os.environ if environ is None else environ
+    if env.get(THREADS_ENV, "").strip():
+        return _parse_env(env[THREADS_ENV].strip())
+    total = available_cpus() if cpus is None else int(cpus)
+    return max(1, total // workers)
+
+
+def server_threads(*, cpus: int | None = None) -> int:
+    """Threads for a local LLM server that lends its cores (see the module docstring): every CPU."""
+    return available_cpus() if cpus is None else max(1, int(cpus))
+
+
+def assign_process_threads(n: int) -> int:
+    """Fix this process's compute threads at ``n`` for good (a worker's starter calls it first thing).
+
+    Sets torch's intra-op threads and writes ``CATALYST_NB_THREADS`` and ``OMP_NUM_THREADS``, so that a
+    later :func:`configure_torch_threads` in this process (the run layer calls it) and any process started
+    from here keep ``n`` instead of taking every CPU back.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be an int >= 1")
+    os.environ[THREADS_ENV] = str(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import torch  # local import: see configure_torch_threads
+
+    torch.set_num_threads(n)
+    return n
 
 
 def configure_torch_threads(*, threads: int | None = None, llm_server: Any = None) -> int:

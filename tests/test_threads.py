@@ -9,10 +9,12 @@ import torch
 
 from catalyst_nb.threads import (
     THREADS_ENV,
+    assign_process_threads,
     available_cpus,
     configure_torch_threads,
     llm_server_threads,
     torch_thread_count,
+    worker_threads,
 )
 
 
@@ -62,3 +64,32 @@ def test_configure_sets_torch_and_leaves_room_for_the_server(monkeypatch):
         assert configure_torch_threads(threads=1) == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_server_that_lends_its_cores_reserves_none():
+    assert llm_server_threads(SimpleNamespace(is_running=True, n_threads=2, lends_cores=True)) == 0
+    assert torch_thread_count(cpus=2, llm_threads=0, environ={}) == 2
+
+
+def test_worker_share_and_the_users_choice():
+    assert worker_threads(2, cpus=2, environ={}) == 1
+    assert worker_threads(3, cpus=8, environ={}) == 2
+    assert worker_threads(4, cpus=2, environ={}) == 1
+    assert worker_threads(2, cpus=8, environ={THREADS_ENV: "3"}) == 3
+    with pytest.raises(ValueError, match="workers=0"):
+        worker_threads(0)
+
+
+def test_assigned_threads_are_not_taken_back_downstream(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    monkeypatch.setattr("catalyst_nb.threads.available_cpus", lambda: 6)
+    before = torch.get_num_threads()
+    try:
+        assert assign_process_threads(1) == 1 == torch.get_num_threads()
+        assert configure_torch_threads() == 1 == torch.get_num_threads()  # what the run layer calls
+        assert os.environ[THREADS_ENV] == "1"  # and processes started from here inherit it
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="n=0"):
+        assign_process_threads(0)

@@ -74,40 +74,6 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
             "scoring": ctx.scoring.key, "test": ctx.test.key}
 
 
-class _LazyLocalServer:
-    """A completion client for the embedded local LLM that starts the server on the first live call.
-
-    A resumed run that replays all its LLM calls from its cassette never starts the server.  Its one
-    thread is reserved from the start (``is_running`` is true for thread accounting), since a gradient
-    stage that shares two cores with a server waking up runs many times slower than on one core.
-    """
-
-    kind = "completion"
-    n_threads = 1
-    is_running = True
-
-    def __init__(self) -> None:
-        from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
-
-        self.model = DEFAULT_MODEL_ALIAS
-        self._server: Any = None
-        self._client: Any = None
-
-    def complete(self, request: Any) -> Any:
-        if self._client is None:
-            from catalyst_nb.llm.launcher import LocalLLMServer
-
-            self._server = LocalLLMServer(n_threads=self.n_threads)
-            self._server.start()
-            self._client = self._server.completion_client()
-        return self._client.complete(request)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = self._client = None
-
-
 def open_llm_client(config: RunConfig) -> Any:
     """The live client a config names (``close()`` it when done); ``None`` for ``llm="none"``."""
     from catalyst_nb.llm.openai_clients import OpenAIChatClient, OpenAICompletionClient
@@ -115,7 +81,9 @@ def open_llm_client(config: RunConfig) -> Any:
     if config.llm == "none":
         return None
     if config.llm == "local":
-        return _LazyLocalServer()
+        from catalyst_nb.llm.launcher import WarmingLocalClient
+
+        return WarmingLocalClient()
     import os
 
     cls = OpenAIChatClient if config.llm_kind == "chat" else OpenAICompletionClient
