@@ -55,18 +55,19 @@ class _StartAtFirstCall:
         self._server.stop()
 
 
-def _setting(variant: str) -> tuple[RunConfig, int, Any]:
+def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
     """(config, torch threads, client) of one variant; the client is made (and its server started) now."""
     cpus = available_cpus()
+    demo = {**DEMO, "steps": steps}
     if variant == "coop":
-        return RunConfig(method="coop", llm="none", **DEMO), cpus, None
-    config = RunConfig(method="catalyst", **DEMO)
+        return RunConfig(method="coop", llm="none", **demo), cpus, None
+    config = RunConfig(method="catalyst", **demo)
     if variant == "reserve":
         return config, max(1, cpus - 1), _StartAtFirstCall(1)
     if variant == "lend1":
         return config, cpus, WarmingLocalClient(n_threads=1)
     if variant == "probe":
-        config = RunConfig(method="catalyst", restart="probe", probe_steps=10, probe_top=2, **DEMO)
+        config = RunConfig(method="catalyst", restart="probe", probe_steps=10, probe_top=2, **demo)
     return config, cpus, WarmingLocalClient()
 
 
@@ -90,8 +91,8 @@ def _split(events: list[tuple[float, dict[str, Any]]], started: float, ended: fl
     return parts
 
 
-def run_once(variant: str, out: Path) -> dict[str, Any]:
-    config, threads, client = _setting(variant)
+def run_once(variant: str, out: Path, *, steps: int = DEMO["steps"]) -> dict[str, Any]:
+    config, threads, client = _setting(variant, steps)
     os.environ[THREADS_ENV] = str(threads)  # the run layer's thread setting follows it
     events: list[tuple[float, dict[str, Any]]] = []
     started = time.perf_counter()
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=["coop", "reserve", "lend"], choices=VARIANTS)
     p.add_argument("--out", default="runs/bench-wall")
+    p.add_argument("--steps", type=int, default=DEMO["steps"], help="fewer for a smoke run (the demo: 250)")
     args = p.parse_args(argv)
     if "coop" not in args.variants:
         args.variants.insert(0, "coop")
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     for r in range(args.repeats):
         for variant in args.variants:
-            res = run_once(variant, out / variant)
+            res = run_once(variant, out / variant, steps=args.steps)
             results[variant].append(res)
             print(f"  repeat {r + 1} {variant:<8} {res['wall']:6.1f} s  torch threads {res['threads']}  "
                   f"{res['steps']} steps  test {100 * (res['test'] or float('nan')):.2f} %  "

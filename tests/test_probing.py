@@ -1,6 +1,8 @@
 """The probe's forks: one batch of contexts through the text tower equals the forks run one by one."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -33,13 +35,21 @@ def _loader(opt, *, reset_momentum, rewarm):
 
 def _both(opt, scorer, load, steps=4):
     branches = {CURRENT: None, **TEMPLATES}
-    before = opt.state_dict()
+    before = copy.deepcopy(opt.state_dict())  # torch's optimizer state_dict hands out its live tensors
     separate = run_forks(opt, scorer, branches, steps=steps, load_template=load, batched=False)
-    assert torch.equal(opt.learner.ctx.detach().cpu(), before["ctx"]) and opt.step_count == before["step"]
+    _assert_unchanged(opt, before)
     batched = run_forks(opt, scorer, branches, steps=steps, load_template=load, batched=True)
-    assert torch.equal(opt.learner.ctx.detach().cpu(), before["ctx"]) and opt.step_count == before["step"]
+    _assert_unchanged(opt, before)
     assert (separate.batched, batched.batched) == (False, True)
     return separate, batched
+
+
+def _assert_unchanged(opt, before):
+    """The live optimizer ends where it started: context, step, and momentum (which fork steps taken on a
+    loaded state would change in place if the state's tensors were shared)."""
+    after = opt.state_dict()
+    assert torch.equal(after["ctx"], before["ctx"]) and after["step"] == before["step"]
+    assert torch.equal(after["optimizer"]["state"][0]["momentum_buffer"], before["optimizer"]["state"][0]["momentum_buffer"])
 
 
 def _assert_same(separate, batched, steps):
