@@ -15,7 +15,8 @@ def test_budget_counts_cells_and_extrapolates_the_wall_time(monkeypatch):
     budget.record(70.0, failed=True)
     assert (budget.done, budget.failed, budget.remaining, budget.per_cell) == (2, 1, 6, 60.0)
     assert budget.time_left == pytest.approx(6 * 60.0 / 2)  # 60 s of wall time for 2 cells so far
-    assert budget.line() == "sweep 4/10 cells (2 skipped, 1 failed): 60.0 s per cell, 2.0 min so far, about 3.0 min left"
+    # read at 220 s: 2 cells in 120 s of wall time, 6 to go
+    assert budget.line() == "sweep 4/10 cells (2 skipped, 1 failed): 60.0 s per cell, 2.0 min so far, about 6.0 min left"
 
 
 def test_budget_before_the_first_cell_and_bad_counts():

@@ -31,9 +31,11 @@ class SweepBudget:
     done: int = 0
     failed: int = 0
     cell_seconds: list[float] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
+    started: float = -1.0  # perf_counter() at construction unless given
 
     def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = time.perf_counter()
         if self.total < 0 or not 0 <= self.skipped <= self.total:
             raise ValueError(f"total={self.total!r}, skipped={self.skipped!r}: need 0 <= skipped <= total")
 
@@ -59,18 +61,20 @@ class SweepBudget:
     @property
     def time_left(self) -> float | None:
         """Estimated seconds to the end: remaining cells times the wall time per finished cell."""
-        if not self.done:
-            return None
-        return self.remaining * self.elapsed / self.done
+        return self._left(self.elapsed)
+
+    def _left(self, elapsed: float) -> float | None:
+        return self.remaining * elapsed / self.done if self.done else None
 
     def line(self) -> str:
         """``sweep 12/108 cells (3 skipped, 1 failed): 41.2 s per cell, 8.3 min so far, about 66.0 min left``."""
+        elapsed = self.elapsed
         finished = self.skipped + self.done
         notes = [f"{self.skipped} skipped"] if self.skipped else []
         notes += [f"{self.failed} failed"] if self.failed else []
         head = f"sweep {finished}/{self.total} cells" + (f" ({', '.join(notes)})" if notes else "")
-        per_cell, left = self.per_cell, self.time_left
+        per_cell, left = self.per_cell, self._left(elapsed)
         if per_cell is None or left is None:
-            return f"{head}: {self.elapsed / 60:.1f} min so far"
-        return (f"{head}: {per_cell:.1f} s per cell, {self.elapsed / 60:.1f} min so far, "
+            return f"{head}: {elapsed / 60:.1f} min so far"
+        return (f"{head}: {per_cell:.1f} s per cell, {elapsed / 60:.1f} min so far, "
                 f"about {left / 60:.1f} min left")
