@@ -7,12 +7,15 @@ CLI runs them) and prints, per variant: the median wall time, its ratio to CoOp'
 into setup (model and cached features), gradient steps, the LLM calls, scoring, evaluation, probe
 forks, restarts, bookkeeping (event and state writes) and the tail (final test, summary, report).
 
-Catalyst variants (the thread policy for the local LLM server):
-  reserve   the old policy: the server's one core is reserved for the whole run (torch gets the other
-            cores) and the server starts at the first call;
-  lend      the server lends its cores: torch gets every core, the server is started with every core
-            and loads while the first stage runs;
-  lend1     as lend, but the server computes on one thread (does holding cores back from it pay?).
+Variants (torch's threads and the local LLM server's):
+  coop      CoOp with the run layer's own thread choice (the CPUs other work leaves free);
+  coop-all  CoOp with torch on every CPU, busy or not;
+  reserve   the catalyst with the old policy: the server's one core reserved for the whole run (torch
+            gets the free CPUs less one) and the server started at the first call;
+  lend      the server lends its cores: torch gets the free CPUs, the server is started with every
+            core and loads while the first stage runs;
+  lend1     as lend, but the server computes on one thread (does holding cores back from it pay?);
+  lend-all  as lend, with torch on every CPU, busy or not;
   probe     lend, with the probe restart policy (10 steps, top 2: three forks, batched).
 
     python benchmarks/catalyst_wall_time.py [--repeats 2] [--variants coop reserve lend] [--out runs/bench-wall]
@@ -20,6 +23,7 @@ Catalyst variants (the thread policy for the local LLM server):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -29,10 +33,12 @@ from typing import Any
 
 from catalyst_nb.llm.launcher import LocalLLMServer, WarmingLocalClient
 from catalyst_nb.runs import RunConfig, execute
-from catalyst_nb.threads import THREADS_ENV, available_cpus
+import torch
+
+from catalyst_nb.threads import THREADS_ENV, available_cpus, free_cpus
 
 DEMO = dict(shots=16, n_ctx=8, steps=250, rounds=3, seed=1)
-VARIANTS = ("coop", "reserve", "lend", "lend1", "probe")
+VARIANTS = ("coop", "coop-all", "reserve", "lend", "lend1", "lend-all", "probe")
 PARTS = ("setup", "steps", "llm", "scoring", "eval", "probe", "restart", "bookkeeping", "tail")
 
 
@@ -55,20 +61,26 @@ class _StartAtFirstCall:
         self._server.stop()
 
 
-def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
-    """(config, torch threads, client) of one variant; the client is made (and its server started) now."""
+def _setting(variant: str, steps: int) -> tuple[RunConfig, int | None, Any]:
+    """(config, torch threads or None for the run layer's own choice, client) of one variant; the
+    client is made (and a warming server started) now."""
     cpus = available_cpus()
     demo = {**DEMO, "steps": steps}
-    if variant == "coop":
-        return RunConfig(method="coop", llm="none", **demo), cpus, None
+    coop = RunConfig(method="coop", llm="none", **demo)
     config = RunConfig(method="catalyst", **demo)
+    if variant == "coop":
+        return coop, None, None
+    if variant == "coop-all":
+        return coop, cpus, None
     if variant == "reserve":
-        return config, max(1, cpus - 1), _StartAtFirstCall(1)
+        return config, max(1, free_cpus() - 1), _StartAtFirstCall(1)
     if variant == "lend1":
-        return config, cpus, WarmingLocalClient(n_threads=1)
+        return config, None, WarmingLocalClient(n_threads=1)
+    if variant == "lend-all":
+        return config, cpus, WarmingLocalClient()
     if variant == "probe":
         config = RunConfig(method="catalyst", restart="probe", probe_steps=10, probe_top=2, **demo)
-    return config, cpus, WarmingLocalClient()
+    return config, None, WarmingLocalClient()
 
 
 def _split(events: list[tuple[float, dict[str, Any]]], started: float, ended: float) -> dict[str, float]:
@@ -93,7 +105,10 @@ def _split(events: list[tuple[float, dict[str, Any]]], started: float, ended: fl
 
 def run_once(variant: str, out: Path, *, steps: int = DEMO["steps"]) -> dict[str, Any]:
     config, threads, client = _setting(variant, steps)
-    os.environ[THREADS_ENV] = str(threads)  # the run layer's thread setting follows it
+    if threads is None:
+        os.environ.pop(THREADS_ENV, None)  # the run layer chooses (the CPUs other work leaves free)
+    else:
+        os.environ[THREADS_ENV] = str(threads)  # the run layer's thread setting follows it
     events: list[tuple[float, dict[str, Any]]] = []
     started = time.perf_counter()
     try:
@@ -103,6 +118,7 @@ def run_once(variant: str, out: Path, *, steps: int = DEMO["steps"]) -> dict[str
         if client is not None:
             client.close()
     ended = time.perf_counter()
+    threads = torch.get_num_threads()
     n_steps = sum(1 for _, e in events if e.get("type") == "step")
     return {"variant": variant, "wall": ended - started, "threads": threads, "parts": _split(events, started, ended),
             "steps": n_steps, "test": summary.get("test_accuracy"), "llm": summary.get("llm")}
@@ -128,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants:
             res = run_once(variant, out / variant, steps=args.steps)
             results[variant].append(res)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps(results, indent=1))  # kept if a later run fails
             print(f"  repeat {r + 1} {variant:<8} {res['wall']:6.1f} s  torch threads {res['threads']}  "
                   f"{res['steps']} steps  test {100 * (res['test'] or float('nan')):.2f} %  "
                   f"load {os.getloadavg()[0]:.2f}", flush=True)

@@ -6,6 +6,11 @@ spins its own worker threads on the same cores while the gradient stage runs.  O
 small matmuls dramatically slower (threads spin-wait on each other), so the default here is the
 process's CPU affinity minus the LLM server's threads, never below one.
 
+The computed default counts only the CPUs that other work leaves free (:func:`free_cpus`, a short
+sample of ``/proc/stat``): on a shared machine whose cores are busy with other processes, torch threads
+that wait for each other at every operation's end are descheduled in turn, and two threads on two busy
+cores ran the demo's steps 5x slower than one (README, "Speed").  On an idle machine it is every CPU.
+
 The choice stays overridable: an explicit ``threads=`` argument wins, then the ``CATALYST_NB_THREADS``
 environment variable, then the computed default.
 
@@ -32,6 +37,7 @@ __all__ = [
     "assign_process_threads",
     "available_cpus",
     "configure_torch_threads",
+    "free_cpus",
     "llm_server_threads",
     "server_threads",
     "torch_thread_count",
@@ -50,6 +56,49 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
+    """(idle-or-niced, total) jiffies summed over ``cpus`` from ``/proc/stat``; None where unreadable."""
+    try:
+        with open("/proc/stat") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    idle = total = 0.0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
+            continue
+        values = [float(v) for v in rest.split()]
+        # user nice system idle iowait ...: niced work yields to us, so it counts as free
+        idle += values[1] + values[3] + (values[4] if len(values) > 4 else 0.0)
+        total += sum(values[:8])
+    return (idle, total) if total else None
+
+
+def free_cpus(*, interval: float = 0.2) -> int:
+    """CPUs of this process's affinity that other work leaves free, sampled over ``interval`` seconds
+    (idle and niced time); at least 1, and every available CPU where ``/proc/stat`` cannot be read.
+
+    Call it while this process computes nothing (before a run), or it counts its own threads as busy.
+    """
+    total_cpus = available_cpus()
+    try:
+        mask = set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return total_cpus
+    first = _cpu_times(mask)
+    if first is None:
+        return total_cpus
+    import time
+
+    time.sleep(interval)
+    second = _cpu_times(mask)
+    if second is None or second[1] <= first[1]:
+        return total_cpus
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return max(1, min(total_cpus, round(share * total_cpus)))
 
 
 def llm_server_threads(server: Any) -> int:
@@ -152,11 +201,14 @@ def configure_torch_threads(*, threads: int | None = None, llm_server: Any = Non
     """Set torch's intra-op thread count (see :func:`torch_thread_count`) and return it.
 
     Pass the running :class:`~catalyst_nb.llm.LocalLLMServer` as ``llm_server`` so that its threads are
-    left free; call again after the server stops to take the cores back.
+    left free; call again after the server stops to take the cores back.  Without an explicit choice,
+    the CPUs counted are the free ones (:func:`free_cpus`).
     """
     import torch  # local import: this module is also read by the torch-free LLM layer
 
-    n = torch_thread_count(threads=threads, llm_threads=llm_server_threads(llm_server))
+    chosen = threads is not None or bool(os.environ.get(THREADS_ENV, "").strip())
+    n = torch_thread_count(threads=threads, llm_threads=llm_server_threads(llm_server),
+                           cpus=None if chosen else free_cpus())
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
         log.info("torch uses %d threads (%d CPUs available)", n, available_cpus())

@@ -12,6 +12,7 @@ from catalyst_nb.threads import (
     assign_process_threads,
     available_cpus,
     configure_torch_threads,
+    free_cpus,
     llm_server_threads,
     torch_thread_count,
     worker_threads,
@@ -57,6 +58,7 @@ def test_llm_server_threads():
 def test_configure_sets_torch_and_leaves_room_for_the_server(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
     monkeypatch.setattr("catalyst_nb.threads.available_cpus", lambda: 6)
+    monkeypatch.setattr("catalyst_nb.threads.free_cpus", lambda: 6)  # an idle machine
     before = torch.get_num_threads()
     try:
         server = SimpleNamespace(is_running=True, n_threads=2)
@@ -93,3 +95,32 @@ def test_assigned_threads_are_not_taken_back_downstream(monkeypatch):
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="n=0"):
         assign_process_threads(0)
+
+
+def test_free_cpus_counts_idle_and_niced_time_of_our_cpus(monkeypatch):
+    samples = iter([
+        "cpu  0 0 0 0\ncpu0 100 0 0 100 0 0 0 0\ncpu1 100 0 0 100 0 0 0 0\ncpu7 0 0 0 0 0 0 0 0\n",
+        # 100 jiffies later: cpu0 all busy, cpu1 idle half and niced half (free); cpu7 is not ours
+        "cpu  0 0 0 0\ncpu0 200 0 0 100 0 0 0 0\ncpu1 100 50 0 150 0 0 0 0\ncpu7 0 0 0 900 0 0 0 0\n",
+    ])
+
+    class Stat:
+        def __init__(self, *a, **k):
+            self.text = next(samples)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            return self.text
+
+    monkeypatch.setattr("catalyst_nb.threads.os.sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr("builtins.open", Stat)
+    assert free_cpus(interval=0.0) == 1
+
+
+def test_free_cpus_is_between_one_and_the_available_cpus():
+    assert 1 <= free_cpus(interval=0.05) <= available_cpus()
