@@ -61,26 +61,26 @@ class _StartAtFirstCall:
         self._server.stop()
 
 
-def _setting(variant: str, steps: int) -> tuple[RunConfig, int | None, Any]:
-    """(config, torch threads or None for the run layer's own choice, client) of one variant; the
-    client is made (and a warming server started) now."""
-    cpus = available_cpus()
+def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
+    """(config, torch threads, client) of one variant.  The threads are counted as the run layer counts
+    them (the CPUs other work leaves free) *before* the variant's server starts loading, as a run does."""
+    cpus, free = available_cpus(), free_cpus()
     demo = {**DEMO, "steps": steps}
     coop = RunConfig(method="coop", llm="none", **demo)
     config = RunConfig(method="catalyst", **demo)
     if variant == "coop":
-        return coop, None, None
+        return coop, free, None
     if variant == "coop-all":
         return coop, cpus, None
     if variant == "reserve":
-        return config, max(1, free_cpus() - 1), _StartAtFirstCall(1)
+        return config, max(1, free - 1), _StartAtFirstCall(1)
     if variant == "lend1":
-        return config, None, WarmingLocalClient(n_threads=1)
+        return config, free, WarmingLocalClient(n_threads=1)
     if variant == "lend-all":
         return config, cpus, WarmingLocalClient()
     if variant == "probe":
         config = RunConfig(method="catalyst", restart="probe", probe_steps=10, probe_top=2, **demo)
-    return config, None, WarmingLocalClient()
+    return config, free, WarmingLocalClient()
 
 
 def _split(events: list[tuple[float, dict[str, Any]]], started: float, ended: float) -> dict[str, float]:
@@ -105,10 +105,7 @@ def _split(events: list[tuple[float, dict[str, Any]]], started: float, ended: fl
 
 def run_once(variant: str, out: Path, *, steps: int = DEMO["steps"]) -> dict[str, Any]:
     config, threads, client = _setting(variant, steps)
-    if threads is None:
-        os.environ.pop(THREADS_ENV, None)  # the run layer chooses (the CPUs other work leaves free)
-    else:
-        os.environ[THREADS_ENV] = str(threads)  # the run layer's thread setting follows it
+    os.environ[THREADS_ENV] = str(threads)  # the run layer's thread setting follows it
     events: list[tuple[float, dict[str, Any]]] = []
     started = time.perf_counter()
     try:

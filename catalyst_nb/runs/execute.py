@@ -70,12 +70,13 @@ def execute(
         folder.check_fingerprint(fingerprint(ctx))
     else:
         folder.write_config(config, fingerprint(ctx))
+    # the CPUs other work leaves free (CATALYST_NB_THREADS or a worker's share overrides), counted before
+    # the run's own LLM server starts loading: it lends its cores (computes only while the run waits)
+    configure_torch_threads()
     own_client = None
     client = llm_client
     if config.uses_llm and client is None:
         client = own_client = open_llm_client(config)
-    # the CPUs this process may use, less the local LLM server's (CATALYST_NB_THREADS overrides)
-    configure_torch_threads(llm_server=own_client if config.llm == "local" else None)
     try:
         if config.method == "zero-shot":
             summary = _zero_shot(config, ctx)
