@@ -31,10 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catalyst_nb.llm.launcher import LocalLLMServer, WarmingLocalClient
-from catalyst_nb.runs import RunConfig, execute
 import torch
 
+from catalyst_nb.experiment import execute
+from catalyst_nb.llm.launcher import LocalLLMServer, WarmingLocalClient
+from catalyst_nb.runs import RunConfig
 from catalyst_nb.threads import THREADS_ENV, available_cpus, free_cpus
 
 DEMO = dict(shots=16, n_ctx=8, steps=250, rounds=3, seed=1)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if "coop" not in args.variants:
         args.variants.insert(0, "coop")
     out = Path(args.out)
-    from catalyst_nb.runs.setup import build_context
+    from catalyst_nb.experiment.build import build_context
 
     build_context(RunConfig(method="coop", llm="none", **DEMO), progress=False)  # features cached, untimed
     load_before = os.getloadavg()
