@@ -31,7 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 
-from catalyst_nb import FeatureSet, GradientPromptOptimizer, PromptLearner, load_clip
+from catalyst_nb.backbone import load_clip
+from catalyst_nb.features import FeatureSet
+from catalyst_nb.optim.gradient import GradientPromptOptimizer
+from catalyst_nb.prompt_learner import PromptLearner
 from catalyst_nb.optim.probing import CURRENT, run_forks
 from catalyst_nb.scoring import TemplateScorer
 from speed import MODELS, TEMPLATES, make_problem, sync
