@@ -23,8 +23,7 @@ and any process it starts, then follows.  Before this, the run layer reset torch
 The LLM server of a single run *lends* its cores instead of reserving them: a call is synchronous, so the
 gradient stages never run while the server computes, and a server that is idle between calls costs
 nothing.  Such a server says so with ``lends_cores = True`` and then counts for no threads here; it is
-started with every CPU (:func:`server_threads`).  Measured on two cores (README, "Speed"): reserving one
-core for the server made the stages run on one thread for the whole run and never paid back.
+started with the free CPUs (:func:`server_threads`): every core on an idle machine, one on a busy one.
 """
 from __future__ import annotations
 
@@ -176,8 +175,10 @@ def worker_threads(workers: int, *, cpus: int | None = None, environ: dict[str, 
 
 
 def server_threads(*, cpus: int | None = None) -> int:
-    """Threads for a local LLM server that lends its cores (see the module docstring): every CPU."""
-    return available_cpus() if cpus is None else max(1, int(cpus))
+    """Threads for a local LLM server that lends its cores (see the module docstring): the CPUs other
+    work leaves free (:func:`free_cpus`), as for torch.  On a busy 2-core machine a server computing on
+    both cores answered the demo's rounds 4x slower than one on a single core (README, "Speed")."""
+    return free_cpus() if cpus is None else max(1, int(cpus))
 
 
 def assign_process_threads(n: int) -> int:

@@ -14,6 +14,7 @@ from catalyst_nb.threads import (
     configure_torch_threads,
     free_cpus,
     llm_server_threads,
+    server_threads,
     torch_thread_count,
     worker_threads,
 )
@@ -124,3 +125,9 @@ def test_free_cpus_counts_idle_and_niced_time_of_our_cpus(monkeypatch):
 
 def test_free_cpus_is_between_one_and_the_available_cpus():
     assert 1 <= free_cpus(interval=0.05) <= available_cpus()
+
+
+def test_a_lending_server_gets_the_free_cpus(monkeypatch):
+    monkeypatch.setattr("catalyst_nb.threads.free_cpus", lambda: 1)  # a busy machine
+    assert server_threads() == 1
+    assert server_threads(cpus=4) == 4

@@ -82,7 +82,7 @@ class LazyLocalServer(WarmingLocalClient):
     while the first gradient stage runs, and is waited for at the first call (not before).
 
     Its cores are lent, not reserved (``lends_cores``): a call is synchronous, so torch keeps every free
-    core for the stages and the server computes on all of them during a call.  A resumed run whose calls
+    core for the stages and the server computes on the free cores during a call.  A resumed run whose calls
     all replay from its cassette starts a server it does not use (about 1-3 s of one core, in the
     background); the stages no longer wait for a start in the first round.
     """

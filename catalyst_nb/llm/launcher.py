@@ -403,9 +403,10 @@ class WarmingLocalClient:
     waited for at the first call, so its start-up (model load, about 1-3 s on two cores) overlaps the
     stage instead of adding to the first round.  Its threads are *lent*: ``lends_cores`` tells
     :mod:`catalyst_nb.threads` that the server computes only while its caller waits for an answer, so
-    torch keeps every core for the stages and the server gets every core during a call (``n_threads``,
-    default :func:`catalyst_nb.threads.server_threads`).  A server that fails to start is reported at the
-    first call, as an :class:`LocalServerError` (an LLM fault: the round is skipped with the reason).
+    torch keeps every free core for the stages and the server gets them during a call (``n_threads``,
+    default :func:`catalyst_nb.threads.server_threads`: the CPUs other work leaves free).  A server that
+    fails to start is reported at the first call, as a :class:`LocalServerError` (an LLM fault: the
+    round is skipped with the reason).
     ``**server`` are further :class:`LocalLLMServer` arguments.
     """
 

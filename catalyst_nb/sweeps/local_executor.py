@@ -60,7 +60,7 @@ def _models_kept_here() -> Iterator[None]:
 
 
 def _default_server_factory(jobs: int) -> Any:
-    """One run at a time lends the server every core (calls are synchronous); ``jobs`` runs at once give
+    """One run at a time lends the server the free cores (calls are synchronous); ``jobs`` runs at once give
     it one worker's share, since the other workers keep computing while one of them waits for an answer."""
     from catalyst_nb.llm.launcher import LocalLLMServer
     from catalyst_nb.threads import server_threads
