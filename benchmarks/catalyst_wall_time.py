@@ -12,10 +12,10 @@ Variants (torch's threads and the local LLM server's):
   coop-all  CoOp with torch on every CPU, busy or not;
   reserve   the catalyst with the old policy: the server's one core reserved for the whole run (torch
             gets the free CPUs less one) and the server started at the first call;
-  lend      the server lends its cores: torch gets the free CPUs, the server is started with every
-            core and loads while the first stage runs;
-  lend1     as lend, but the server computes on one thread (does holding cores back from it pay?);
-  lend-all  as lend, with torch on every CPU, busy or not;
+  lend      the server lends its cores (the shipped policy): torch gets the free CPUs, the server is
+            started on the free CPUs too and loads while the first stage runs;
+  lend1     as lend, the server on one thread;
+  lend-all  as lend, torch and the server on every CPU, busy or not;
   probe     lend, with the probe restart policy (10 steps, top 2: three forks, batched).
 
     python benchmarks/catalyst_wall_time.py [--repeats 2] [--variants coop reserve lend] [--out runs/bench-wall]
@@ -78,7 +78,7 @@ def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
     if variant == "lend1":
         return config, free, WarmingLocalClient(n_threads=1)
     if variant == "lend-all":
-        return config, cpus, WarmingLocalClient()
+        return config, cpus, WarmingLocalClient(n_threads=cpus)
     if variant == "probe":
         config = RunConfig(method="catalyst", restart="probe", probe_steps=10, probe_top=2, **demo)
     return config, free, WarmingLocalClient()
