@@ -99,8 +99,10 @@ def open_llm_client(config: RunConfig) -> Any:
     llm = config.llm
     if llm.source == "none":
         return None
-    if llm.source in ("local", "local-chat"):
-        return LazyLocalServer(chat=llm.source == "local-chat")
+    if llm.source == "local-chat":
+        return LazyLocalServer(chat=True)
+    if llm.source == "local":
+        return LazyLocalServer()
     cls = OpenAIChatClient if llm.kind == "chat" else OpenAICompletionClient
     # servers without auth accept any placeholder; a real key comes from the environment, never a file
     return cls(llm.model or "default", base_url=llm.source, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")

@@ -433,27 +433,38 @@ class WarmingLocalClient:
         self.chat = chat
         self.kind = "chat" if chat else "completion"
         self.n_threads = server_threads() if n_threads is None else int(n_threads)
+        self._settings = server
         if chat:
-            from .chat_model import local_chat_server
+            from .chat_model import CHAT_MODEL_ALIAS
 
-            self._server: LocalLLMServer | None = local_chat_server(n_threads=self.n_threads, **server)
+            server.setdefault("model_alias", CHAT_MODEL_ALIAS)
         else:
             server.setdefault("model_alias", DEFAULT_MODEL_ALIAS)
-            self._server = LocalLLMServer(n_threads=self.n_threads, **server)
-        self.model = self._server.model_alias
+        self.model = server["model_alias"]
+        self._server: LocalLLMServer | None = None
         self._client: Any = None
         self._failure: LocalServerError | None = None
-        self.started = False
+        self._closed = False
         if warm:
             self._start()
 
+    @property
+    def started(self) -> bool:
+        return self._server is not None or self._failure is not None
+
     def _start(self) -> None:
-        assert self._server is not None
-        self.started = True
+        """Make the server (the chat model's GGUF is assembled here, on first use) and start it loading."""
+        if self.chat:
+            from .chat_model import local_chat_server
+
+            server = local_chat_server(n_threads=self.n_threads, **self._settings)
+        else:
+            server = LocalLLMServer(n_threads=self.n_threads, **self._settings)
         try:
-            self._server.start(wait=False)
+            server.start(wait=False)
+            self._server = server
         except LocalServerError as exc:
-            self._failure, self._server = exc, None
+            self._failure = exc
 
     @property
     def is_running(self) -> bool:
@@ -461,7 +472,9 @@ class WarmingLocalClient:
 
     def complete(self, request: Any) -> Any:
         if self._client is None:
-            if self._server is not None and not self.started:
+            if self._closed:
+                raise LocalServerError("the local LLM server was closed")
+            if not self.started:
                 self._start()
             if self._server is None:
                 raise self._failure or LocalServerError("the local LLM server was closed")
@@ -472,6 +485,7 @@ class WarmingLocalClient:
         return self._client.complete(request)
 
     def close(self) -> None:
-        if self._server is not None and self.started:
+        if self._server is not None:
             self._server.stop()
         self._server = self._client = None
+        self._closed = True
