@@ -11,6 +11,7 @@ import pytest
 
 from catalyst_nb.llm import chat_model
 from catalyst_nb.llm.errors import LocalServerError
+from catalyst_nb.llm.launcher import local_chat_server
 
 REQUIRED = os.environ.get("CATALYST_REQUIRE_LLM") == "1"
 
@@ -59,7 +60,7 @@ def chat_server(tmp_path_factory):
             pytest.fail(f"CATALYST_REQUIRE_LLM=1 but {missing} are not installed (extras local-llm, local-chat)")
         pytest.skip(f"{missing} not installed (optional extras local-llm, local-chat)")
     model = _assembled_model(tmp_path_factory.mktemp("chat_model"))
-    with chat_model.local_chat_server(model_path=model, n_threads=1) as server:
+    with local_chat_server(model_path=model, n_threads=1) as server:
         yield server
 
 

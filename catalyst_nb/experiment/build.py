@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from catalyst_nb.llm.launcher import WarmingLocalClient
 from catalyst_nb.runs.config import RunConfig
 
 __all__ = ["RunContext", "build_context", "make_learner", "fingerprint", "open_llm_client", "build_optimizer",
@@ -76,51 +77,19 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
             "scoring": ctx.scoring.key, "test": ctx.test.key}
 
 
-class LazyLocalServer:
-    """A client for a local LLM (the embedded Gemma, or with ``chat`` the Qwen chat model of the extra
-    ``local-chat``) that starts the server on the first live call.
+class LazyLocalServer(WarmingLocalClient):
+    """The run's client for a local LLM: the embedded Gemma's server starts loading at once, in the
+    background, while the first gradient stage runs, and is waited for at the first call (not before);
+    with ``chat`` (``llm = "local-chat"``) the 1.1 GB chat model's server starts at the first call.
 
-    A resumed run that replays all its LLM calls from its cassette never starts the server, and neither
-    does a notebook that stops before the first round.  Its one thread is reserved from the start
-    (``is_running`` is true for thread accounting), since a gradient stage that shares two cores with a
-    server waking up runs many times slower than on one core.
+    Its cores are lent, not reserved (``lends_cores``): a call is synchronous, so torch keeps every free
+    core for the stages and the server computes on the free cores during a call.  A resumed run whose calls
+    all replay from its cassette starts a server it does not use (about 1-3 s of one core, in the
+    background); the stages no longer wait for a start in the first round.
     """
 
-    n_threads = 1
-    is_running = True
-
     def __init__(self, *, chat: bool = False) -> None:
-        from catalyst_nb.llm.chat_model import CHAT_MODEL_ALIAS
-        from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
-
-        self.chat = chat
-        self.kind = "chat" if chat else "completion"
-        self.model = CHAT_MODEL_ALIAS if chat else DEFAULT_MODEL_ALIAS
-        self._server: Any = None
-        self._client: Any = None
-
-    @property
-    def started(self) -> bool:
-        return self._server is not None
-
-    def complete(self, request: Any) -> Any:
-        if self._client is None:
-            from catalyst_nb.llm.chat_model import local_chat_server
-            from catalyst_nb.llm.launcher import LocalLLMServer
-
-            if self.chat:
-                self._server = local_chat_server(n_threads=self.n_threads)
-            else:
-                self._server = LocalLLMServer(n_threads=self.n_threads)
-            self._server.start()
-            # a 1.5B chat model on one busy CPU thread can take minutes for a reply: wait for it
-            self._client = self._server.chat_client(timeout=600.0) if self.chat else self._server.completion_client()
-        return self._client.complete(request)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = self._client = None
+        super().__init__(chat=chat, warm=not chat)
 
 
 def open_llm_client(config: RunConfig) -> Any:
@@ -130,8 +99,10 @@ def open_llm_client(config: RunConfig) -> Any:
     llm = config.llm
     if llm.source == "none":
         return None
-    if llm.source in ("local", "local-chat"):
-        return LazyLocalServer(chat=llm.source == "local-chat")
+    if llm.source == "local-chat":
+        return LazyLocalServer(chat=True)
+    if llm.source == "local":
+        return LazyLocalServer()
     cls = OpenAIChatClient if llm.kind == "chat" else OpenAICompletionClient
     # servers without auth accept any placeholder; a real key comes from the environment, never a file
     return cls(llm.model or "default", base_url=llm.source, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")

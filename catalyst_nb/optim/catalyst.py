@@ -26,8 +26,6 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any, Callable, Mapping
 
-import torch
-
 from catalyst_nb.candidates import Candidate, Status, rank_candidates
 from catalyst_nb.evaluation import EvalResult
 from catalyst_nb.features import FeatureSet
@@ -44,6 +42,7 @@ from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, reso
 from catalyst_nb.optim.events import (AwaitingApproval, CandidatesScored, Decision, LLMCall, ProposalsScored, Restart,
                                      RoundEvent, Skipped, StageEnd)
 from catalyst_nb.optim.gradient import GradientPromptOptimizer
+from catalyst_nb.optim.probing import CURRENT, adopt_fork, run_forks
 from catalyst_nb.optimizer_state import StateError, check_state, pack_state
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.scoring import TemplateScorer
@@ -410,29 +409,20 @@ class CatalystOptimizer:
     def _probe(self, top: list[Candidate]) -> tuple[str | None, dict[str, float]]:
         """Run P steps from each proposal and from the current context on forks; lowest scoring loss wins.
 
-        The live optimizer ends exactly where it started; the branches' end states are kept so the
-        winner can be adopted (its P steps then become live steps) and the rest are charged to the budget.
+        The forks run in :mod:`catalyst_nb.optim.probing` (as one batch of contexts where memory allows);
+        the live optimizer ends exactly where it started, and the branches' end states are kept so the
+        winner can be adopted (its P steps then become live steps) and the rest charged to the budget.
         """
-        P = self.config.probe_steps
-        origin = self.gradient.state_dict()
-        losses: dict[str, float] = {}
-        states: dict[str, dict[str, Any]] = {}
+        branches = {CURRENT: None, **{c.id: c.template for c in top}}
         self._muted = True
         try:
-            for branch in ["current", *[c.id for c in top]]:
-                self.gradient.load_state_dict(origin)
-                if branch != "current":
-                    self._load_template(self._get(branch).template)
-                for _ in range(P):
-                    self.gradient.step()
-                losses[branch] = float(self.scorer.current().loss)
-                states[branch] = self.gradient.state_dict()
+            forks = run_forks(self.gradient, self.scorer, branches, steps=self.config.probe_steps,
+                              load_template=self._load_template)
         finally:
-            self.gradient.load_state_dict(origin)
             self._muted = False
-        self._probe_states = states
-        best = min(losses, key=lambda b: (losses[b], b != "current"))
-        return (None if best == "current" else best), losses
+        self._probe_states, losses = forks.states, forks.losses
+        best = min(losses, key=lambda b: (losses[b], b != CURRENT))
+        return (None if best == CURRENT else best), losses
 
     def _do_decision(self) -> Unit:
         started = time.perf_counter()
@@ -471,10 +461,7 @@ class CatalystOptimizer:
         """Make a probe branch the live state (its P steps become live steps, replayed to observers);
         the steps of the other branches are charged to the budget."""
         if branch is not None:
-            seen = len(self.gradient.trajectory)
-            self.gradient.load_state_dict(self._probe_states[branch])
-            for record in self.gradient.trajectory[seen:]:
-                self.gradient._hooks(self.gradient, record)  # noqa: SLF001 - observers see adopted steps once
+            adopt_fork(self.gradient, self._probe_states[branch])
         P = self.config.probe_steps
         self._probe_spent += P * sum(1 for b in self._probe_states if b != branch)
         self._probe_states = {}
