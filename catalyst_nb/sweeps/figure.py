@@ -1,12 +1,15 @@
 """Accuracy against shots, one line per method, error bars of one std over seeds (plotly).
 
 Drawing only: the lines come from :func:`catalyst_nb.sweeps.aggregate.figure_series`, which is tested
-on its own.  The HTML embeds plotly.js so that the file opens offline.
+on its own.  The HTML loads the sweep folder's one copy of plotly.js by a relative path, so it opens
+offline (see :mod:`catalyst_nb.plotly_script`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from catalyst_nb.plotly_script import page_head, script_for
 
 from .atomic import write_text_atomic
 
@@ -39,4 +42,7 @@ def draw_figure(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, ti
 
 
 def write_figure_html(fig: Any, path: str | Path) -> Path:
-    return write_text_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    path = Path(path)
+    head = page_head(path, script_for(path.parent))
+    body = fig.to_html(include_plotlyjs=False, full_html=False)
+    return write_text_atomic(path, f"<!doctype html><html><head><meta charset='utf-8'>{head}</head><body>{body}</body></html>")
