@@ -35,9 +35,10 @@ def test_committed_outputs_were_produced_by_the_current_sources(path):
 
 
 def _notebook(*cells: tuple[str, str]) -> dict:
-    return {"cells": [{"cell_type": kind, "source": src, "metadata": {}, "execution_count": 1, "outputs": []}
-                      if kind == "code" else {"cell_type": kind, "source": src, "metadata": {}}
-                      for kind, src in cells],
+    return {"cells": [{"id": f"c{i}", "cell_type": kind, "source": src, "metadata": {}, "execution_count": 1,
+                       "outputs": []} if kind == "code" else
+                      {"id": f"c{i}", "cell_type": kind, "source": src, "metadata": {}}
+                      for i, (kind, src) in enumerate(cells)],
             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -110,3 +111,4 @@ def test_render_runs_at_full_budget_and_records_the_modules_the_kernel_loaded(tm
     assert "catalyst_nb/smoke.py" in marker["files"] and "catalyst_nb/runs/execute.py" not in marker["files"]
     assert render.marker_problem(path) is None
     assert render.main(["--check", str(path)]) == 0
+
