@@ -112,6 +112,21 @@ def _module_files(output_cell: dict[str, Any]) -> list[str]:
     raise RuntimeError("the kernel did not report its loaded modules: " + json.dumps(output_cell.get("outputs"))[:500])
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def drop_bundled_widget_code(nb: Any) -> int:
+    """Remove the saved state of widgets that carry their own JavaScript (anywidget's ``_esm``: 5 MB for
+    each plotly FigureWidget); returns how many were removed.  The other widgets (buttons, labels, text)
+    keep their final state; a live figure's place shows its text form, and the notebook shows the figure
+    itself with ``plots.show_figure`` (interactive and PNG) once the run is over."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    bundled = [key for key, model in state.items() if "_esm" in model.get("state", {})]
+    for key in bundled:
+        del state[key]
+    return len(bundled)
+
+
 def render(notebook: Path, *, timeout: int) -> tuple[float, int]:
     """Execute ``notebook`` in place at its full budget; returns (seconds, bytes written)."""
     import nbformat
@@ -125,6 +140,7 @@ def render(notebook: Path, *, timeout: int) -> tuple[float, int]:
                    resources={"metadata": {"path": str(notebook.parent)}}).execute()
     seconds = time.perf_counter() - started
     nb.cells.pop()
+    drop_bundled_widget_code(nb)
     plain = json.loads(nbformat.writes(nb))
     files = sorted(set(_module_files(probe)) | set(referenced_files(plain, notebook)) | set(data_files()))
     nb.metadata[MARKER_KEY] = {"rendered": {

@@ -112,3 +112,16 @@ def test_render_runs_at_full_budget_and_records_the_modules_the_kernel_loaded(tm
     assert render.marker_problem(path) is None
     assert render.main(["--check", str(path)]) == 0
 
+
+
+def test_widget_state_keeps_plain_widgets_and_drops_bundled_javascript():
+    import nbformat
+
+    nb = nbformat.from_dict(_notebook(("code", "panel")))
+    nb.metadata["widgets"] = {render.WIDGET_STATE: {"version_major": 2, "version_minor": 0, "state": {
+        "button": {"model_name": "ButtonModel", "state": {"description": "Approve #1", "disabled": True}},
+        "figure": {"model_name": "AnyModel", "state": {"_esm": "x" * 100_000, "_data": []}},
+    }}}
+    assert render.drop_bundled_widget_code(nb) == 1
+    assert set(nb.metadata["widgets"][render.WIDGET_STATE]["state"]) == {"button"}
+    assert render.drop_bundled_widget_code(nbformat.from_dict(_notebook(("code", "1")))) == 0
