@@ -2,6 +2,8 @@
 
 * A report from a sweep folder's cell opens with every network request refused and draws its figures
   from the sweep folder's one plotly.js; a report moved out of its folder says what is missing.
+* A committed notebook opened in JupyterLab without running it shows every figure (interactive where
+  JupyterLab trusts the output, its PNG where it does not).
 * Every committed notebook, converted to HTML as a code host or nbviewer shows it (no JavaScript of the
   notebook runs there: figures are their static PNGs), fits a normal window width with its images drawn.
 
@@ -10,13 +12,14 @@ Playwright's Python package is missing, unless CATALYST_REQUIRE_BROWSER=1 (``mak
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from e2e.lab import CHROMIUM_ARGS, chromium_path
+from e2e.lab import CHROMIUM_ARGS, JupyterLab, LabPage, chromium_path
 from test_reports import sweep_folder
 
 pytestmark = pytest.mark.browser
@@ -25,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WINDOW = {"width": 1280, "height": 900}  # a laptop's browser window
+
+
+def _outputs(notebook: Path) -> list[dict]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [out for c in cells if c["cell_type"] == "code" for out in c.get("outputs", [])]
+
+
+def _figure_count(notebook: Path) -> int:
+    return sum(1 for out in _outputs(notebook) if "application/vnd.plotly.v1+json" in out.get("data", {}))
 
 
 def _need(what: str) -> None:
@@ -125,15 +137,30 @@ def test_a_committed_notebook_reads_well_where_no_javascript_runs(browser, noteb
         assert overflow == [], f"outputs wider than the page: {overflow}"
         broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
         assert broken == 0, "images that did not draw"
-        figures = sum(1 for out in _outputs(notebook) if "application/vnd.plotly.v1+json" in out.get("data", {}))
-        assert page.locator(".jp-OutputArea-output img").count() >= figures, "every plotly figure has its PNG"
+        assert page.locator(".jp-OutputArea-output img").count() >= _figure_count(notebook), "figures' PNGs"
         _shot(page, f"notebook_{notebook.stem}.png")
     finally:
         context.close()
 
 
-def _outputs(notebook: Path) -> list[dict]:
-    import json
-
-    cells = json.loads(notebook.read_text())["cells"]
-    return [out for c in cells if c["cell_type"] == "code" for out in c.get("outputs", [])]
+@pytest.mark.parametrize("notebook", [p for p in NOTEBOOKS if _figure_count(p)], ids=lambda p: p.stem)
+def test_a_committed_notebook_opened_in_jupyterlab_shows_its_figures_without_running(browser, notebook, tmp_path):
+    folder = tmp_path / "notebooks"
+    shutil.copytree(notebook.parent, folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    settings = tmp_path / "lab" / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)  # every cell in the page, not only those scrolled into view
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    with JupyterLab(folder, tmp_path / "lab", env={"PYTHONPATH": str(ROOT)}) as lab:
+        context = browser.new_context(viewport=WINDOW)
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            LabPage(page, lab).open(notebook.name)
+            drawn = page.locator(".jp-OutputArea-output .js-plotly-plot .main-svg, .jp-OutputArea-output img")
+            drawn.first.wait_for()
+            shown = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+                .filter(o => o.querySelector('.js-plotly-plot .main-svg') || o.querySelector('img')).length""")
+            assert shown >= _figure_count(notebook)
+            _shot(page, f"jupyterlab_{notebook.stem}.png")
+        finally:
+            context.close()
