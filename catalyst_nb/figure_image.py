@@ -32,7 +32,7 @@ __all__ = ["PLOTLY_MIMETYPE", "FigureWithImage", "figure_png", "show_figure"]
 log = logging.getLogger(__name__)
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
-_DEFAULT_WIDTH = 900  # fits a notebook column at a normal window width
+_DEFAULT_WIDTH = 800  # fits JupyterLab's notebook column in a 1280-pixel window with the file browser open
 _TIMEOUT_S = 120.0  # a first figure starts the browser: seconds on an idle machine, more on a loaded one
 _warned: set[str] = set()
 

@@ -161,6 +161,12 @@ def test_a_committed_notebook_opened_in_jupyterlab_shows_its_figures_without_run
             shown = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
                 .filter(o => o.querySelector('.js-plotly-plot .main-svg') || o.querySelector('img')).length""")
             assert shown >= _figure_count(notebook)
-            _shot(page, f"jupyterlab_{notebook.stem}.png")
+            clipped = page.evaluate("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output img'))
+                .filter(i => i.getBoundingClientRect().right > i.closest('.jp-OutputArea-output').getBoundingClientRect().right + 1)
+                .map(i => i.naturalWidth)""")
+            assert clipped == [], f"figures cut off at the right edge (natural widths {clipped})"
+            drawn.first.scroll_into_view_if_needed()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"jupyterlab_{notebook.stem}.png"))  # the first figure in view
         finally:
             context.close()
