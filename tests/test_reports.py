@@ -19,7 +19,7 @@ REPORT_LIMIT = 300_000
 def sweep_folder(out: Path) -> Path:
     """Run the two-cell sweep into ``out`` (shared with the browser test)."""
     from catalyst_nb.llm import ScriptedClient
-    from catalyst_nb.runs import execute
+    from catalyst_nb.experiment import execute
     from catalyst_nb.sweeps import LocalExecutor, SweepConfig, run_sweep
 
     class NoServer:  # the catalyst cell gets a scripted client, not a server
