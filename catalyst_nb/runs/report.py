@@ -69,11 +69,13 @@ def write_report(folder: RunFolder, summary: Mapping[str, Any]) -> None:
         acc.add_vline(x=r["step"], line_dash="dot", annotation_text=html.escape(r["template"])[:40])
     # legends above the plots: both plots keep the page's full width, so their step axes line up
     legend = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
+    last = max([*data["step"], *data["stage_step"]], default=0)
+    steps_axis = {"range": [-0.02 * last - 0.5, 1.02 * last + 0.5]}  # one step axis for both plots
     acc.update_layout(title="Accuracy at each stage end (dotted: restarts)", xaxis_title="step",
-                      yaxis_title="accuracy (%)", height=380, legend=legend)
+                      yaxis_title="accuracy (%)", height=380, legend=legend, xaxis=steps_axis)
     loss = go.Figure(go.Scatter(x=data["step"], y=data["loss"], mode="lines", name="minibatch loss"))
     loss.update_layout(title="Training loss", xaxis_title="step", yaxis_title="loss", height=320, legend=legend,
-                       showlegend=False)
+                       showlegend=False, xaxis=steps_axis)
     title = html.escape(f"{summary.get('method')} · seed {summary.get('seed')} · {summary.get('shots')} shots")
     test = summary.get("test_accuracy")
     parts = [
