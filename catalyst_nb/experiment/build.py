@@ -77,7 +77,8 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
 
 
 class LazyLocalServer:
-    """A completion client for the embedded local LLM that starts the server on the first live call.
+    """A client for a local LLM (the embedded Gemma, or with ``chat`` the Qwen chat model of the extra
+    ``local-chat``) that starts the server on the first live call.
 
     A resumed run that replays all its LLM calls from its cassette never starts the server, and neither
     does a notebook that stops before the first round.  Its one thread is reserved from the start
@@ -85,14 +86,16 @@ class LazyLocalServer:
     server waking up runs many times slower than on one core.
     """
 
-    kind = "completion"
     n_threads = 1
     is_running = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, chat: bool = False) -> None:
+        from catalyst_nb.llm.chat_model import CHAT_MODEL_ALIAS
         from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
 
-        self.model = DEFAULT_MODEL_ALIAS
+        self.chat = chat
+        self.kind = "chat" if chat else "completion"
+        self.model = CHAT_MODEL_ALIAS if chat else DEFAULT_MODEL_ALIAS
         self._server: Any = None
         self._client: Any = None
 
@@ -102,11 +105,16 @@ class LazyLocalServer:
 
     def complete(self, request: Any) -> Any:
         if self._client is None:
+            from catalyst_nb.llm.chat_model import local_chat_server
             from catalyst_nb.llm.launcher import LocalLLMServer
 
-            self._server = LocalLLMServer(n_threads=self.n_threads)
+            if self.chat:
+                self._server = local_chat_server(n_threads=self.n_threads)
+            else:
+                self._server = LocalLLMServer(n_threads=self.n_threads)
             self._server.start()
-            self._client = self._server.completion_client()
+            # a 1.5B chat model on one busy CPU thread can take minutes for a reply: wait for it
+            self._client = self._server.chat_client(timeout=600.0) if self.chat else self._server.completion_client()
         return self._client.complete(request)
 
     def close(self) -> None:
@@ -122,8 +130,8 @@ def open_llm_client(config: RunConfig) -> Any:
     llm = config.llm
     if llm.source == "none":
         return None
-    if llm.source == "local":
-        return LazyLocalServer()
+    if llm.source in ("local", "local-chat"):
+        return LazyLocalServer(chat=llm.source == "local-chat")
     cls = OpenAIChatClient if llm.kind == "chat" else OpenAICompletionClient
     # servers without auth accept any placeholder; a real key comes from the environment, never a file
     return cls(llm.model or "default", base_url=llm.source, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")
@@ -162,8 +170,22 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
                                     schedule=g.schedule, drop_last=g.drop_last)
     if g.warmup_steps is not None:  # otherwise the gradient optimizer's own rule, the only one
         gradient["warmup_steps"] = g.warmup_steps
+    if config.method == "random-edits":
+        client = _random_edit_client(config, ctx)
     return CatalystOptimizer(
         make_learner(config, ctx.clip, ctx.classnames), ctx.train, scoring=ctx.scoring, evaluation=ctx.test,
-        llm=client if config.method == "catalyst" else None, task=ctx.task, preset=c.preset, approval=approval,
+        llm=client if config.method in ("catalyst", "random-edits") else None, task=ctx.task, preset=c.preset, approval=approval,
         gradient=gradient, llm_config=llm_overrides(config), **overrides,
     )
+
+
+def _random_edit_client(config: RunConfig, ctx: RunContext) -> Any:
+    """The random-edit control's proposal source: the preset's word limit, the CLIP vocabulary's words.
+
+    It needs no cassette: its edits come from each request's hashed sampling seed, so a resumed run
+    repeats them."""
+    from catalyst_nb.llm.random_edits import RandomEditClient, vocabulary_words
+    from catalyst_nb.optim.catalyst_config import llm_settings
+
+    max_words = llm_settings(config.catalyst.preset, "completion", {}).get("max_words")
+    return RandomEditClient(vocabulary_words(ctx.clip.tokenizer), max_words=max_words)

@@ -370,8 +370,17 @@ class LocalLLMServer:
         """An :class:`~catalyst_nb.llm.openai_clients.OpenAICompletionClient` for this server."""
         from .openai_clients import OpenAICompletionClient
 
+        return self._client(OpenAICompletionClient, timeout=timeout, max_retries=max_retries)
+
+    def chat_client(self, *, timeout: float = 120.0, max_retries: int = 0):
+        """An :class:`~catalyst_nb.llm.openai_clients.OpenAIChatClient` for this server (an instruction-tuned
+        model such as :mod:`catalyst_nb.llm.chat_model`'s; llama.cpp applies the GGUF's chat template)."""
+        from .openai_clients import OpenAIChatClient
+
+        return self._client(OpenAIChatClient, timeout=timeout, max_retries=max_retries)
+
+    def _client(self, cls: Any, *, timeout: float, max_retries: int) -> Any:
         if self.base_url is None or not self.is_running:
             raise LocalServerError("the local LLM server is not running; use it as a context manager or call start()")
-        return OpenAICompletionClient(
-            self.model_alias, base_url=self.base_url, api_key="local-no-key", timeout=timeout, max_retries=max_retries
-        )
+        return cls(self.model_alias, base_url=self.base_url, api_key="local-no-key", timeout=timeout,
+                   max_retries=max_retries)

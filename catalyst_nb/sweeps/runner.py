@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from .aggregate import figure_series, flag_collapsed, group_rows, result_rows
+from .aggregate import compare_to_baseline, difference_series, figure_series, flag_collapsed, group_rows, \
+    paired_columns, result_rows
 from .atomic import write_text_atomic
 from .cell import CellFunction, CellOutcome, CellTask
 from .config import SweepConfig
@@ -71,6 +72,9 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
     axes = _axes(cells)
     rows = flag_collapsed(result_rows(cells, outcomes), margin=config.collapse_margin, axes=axes)
     groups = group_rows(rows, axes=axes)
+    if config.baseline is not None:
+        groups = compare_to_baseline(groups, config.baseline)
+        rows = paired_columns(rows, groups, axes=axes)
     all_classes = any(not cell.settings.get("base_to_new", False) for cell in cells)
     table = markdown_table(groups, base_to_new=config.base_to_new, all_classes=all_classes, title=config.name)
     paths = {"results": write_text_atomic(folder / RESULTS_FILE, _csv_text(rows)),
@@ -79,6 +83,13 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
         panels = [("test accuracy", figure_series(groups, metric="test"))] if all_classes else []
         if config.base_to_new:
             panels.append(("base-to-new harmonic mean", figure_series(groups, metric="harmonic_mean")))
+        if config.baseline is not None:
+            if all_classes:
+                panels.append((f"test accuracy minus {config.baseline} (paired, 95% CI)",
+                               difference_series(groups, metric="test")))
+            if config.base_to_new:
+                panels.append((f"harmonic mean minus {config.baseline} (paired, 95% CI)",
+                               difference_series(groups, metric="harmonic_mean")))
         paths["figure"] = write_figure_html(draw_figure(panels, title=config.name), folder / FIGURE_FILE)
     return rows, groups, table, paths
 
