@@ -232,3 +232,44 @@ def test_the_command_line_is_built_without_importing_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_restart_rule_settings_come_from_toml_and_flags_with_probe_defaults(tmp_path):
+    from catalyst_nb.cli import build_parser
+    from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
+    from catalyst_nb.runs.cli import _config_from
+    from catalyst_nb.runs.config import RESTART_POLICIES as RUN_RESTART_POLICIES, load_toml
+
+    assert RUN_RESTART_POLICIES == RESTART_POLICIES  # the run layer's copy (kept torch-free) is the same list
+    conf = tmp_path / "run.toml"
+    conf.write_text('restart = "probe"\n')
+    cfg = RunConfig.from_dict(load_toml(conf))
+    assert (cfg.restart, cfg.probe_steps, cfg.probe_top) == ("probe", 10, 2)
+    parser = build_parser()
+    args = parser.parse_args(["run", str(conf), "--probe-steps", "3", "--probe-top", "1", "--restart", "margin",
+                              "--restart-margin", "0.1"])
+    cfg = _config_from(args, parser)
+    assert (cfg.restart, cfg.restart_margin, cfg.probe_steps, cfg.probe_top) == ("margin", 0.1, 3, 1)
+    for bad, message in ((dict(restart_margin=-1.0), "restart_margin=-1.0"), (dict(probe_steps=0), "probe_steps=0"),
+                         (dict(restart="sometimes"), "restart='sometimes'")):
+        with pytest.raises(ValueError, match=message):
+            RunConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize("restart", ["margin", "probe"])
+def test_decision_evidence_reaches_the_report(tmp_path, restart):
+    from catalyst_nb.llm import ScriptedClient
+    from catalyst_nb.runs.report import report_data
+
+    cfg = _config(method="catalyst", llm="local", restart=restart, probe_steps=1, probe_top=1)
+    folder = tmp_path / "run"
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    assert execute(cfg, folder, llm_client=client, progress=False)["status"] == "done"
+    decisions = report_data(RunFolder(folder).read_events())["decisions"]
+    assert len(decisions) == 2
+    page = (folder / "report.html").read_text()
+    assert "<h2>Decisions</h2>" in page
+    for d in decisions:
+        assert set(d["current"]) == {"loss", "accuracy"} and set(d["proposal"]) == {"loss", "accuracy"}
+        assert d["reason"] and d["cost"].startswith("this restart ")
+        assert d["cost"] in page and d["reason"].split(":")[0] in page

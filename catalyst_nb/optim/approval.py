@@ -40,6 +40,8 @@ class AwaitingApproval:
         policy: the restart policy that made the recommendation.
         probe: for ``restart="probe"``, the scoring loss reached by each probed branch (id -> loss;
             ``"current"`` for plain continuation).
+        reason: the restart rule's reason for its recommendation, with the numbers that decided
+            (e.g. what the recommended restart costs on the scoring split).
     """
 
     round: int
@@ -51,6 +53,7 @@ class AwaitingApproval:
     dropped: tuple[tuple[str, str], ...]
     policy: str = ""
     probe: Mapping[str, float] | None = None
+    reason: str = ""
 
     def rank(self, candidate_id: str) -> int:
         """1-based rank of a proposal (1 = best scored)."""
@@ -64,7 +67,7 @@ class AwaitingApproval:
             "round": self.round, "proposals": [c.to_dict() for c in self.proposals],
             "recommended": self.recommended, "current": dict(self.current), "meta_prompt": self.meta_prompt,
             "replies": list(self.replies), "dropped": [list(d) for d in self.dropped], "policy": self.policy,
-            "probe": dict(self.probe) if self.probe is not None else None,
+            "probe": dict(self.probe) if self.probe is not None else None, "reason": self.reason,
         }
 
     @classmethod
@@ -73,5 +76,5 @@ class AwaitingApproval:
             round=int(data["round"]), proposals=tuple(Candidate.from_dict(c) for c in data["proposals"]),
             recommended=data.get("recommended"), current=dict(data["current"]), meta_prompt=data["meta_prompt"],
             replies=tuple(data["replies"]), dropped=tuple((str(a), str(b)) for a, b in data["dropped"]),
-            policy=data.get("policy", ""), probe=data.get("probe"),
+            policy=data.get("policy", ""), probe=data.get("probe"), reason=data.get("reason", ""),
         )

@@ -13,12 +13,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
-from catalyst_nb.runs.config import METHODS, RunConfig, load_toml
+from catalyst_nb.runs.config import METHODS, RESTART_POLICIES, RunConfig, load_toml
 
 __all__ = ["add_run_parser", "run_command"]
 
 _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
-            "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat")}
+            "restart": RESTART_POLICIES, "llm_kind": ("completion", "chat")}
 
 
 def _flag_type(default: Any) -> Callable[[str], Any]:

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any, Mapping
 from catalyst_nb.keys import check_known_keys
 
-__all__ = ["METHODS", "RunConfig", "load_toml"]
+__all__ = ["METHODS", "RESTART_POLICIES", "RunConfig", "load_toml"]
 
 METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts")
+# optim.catalyst_config.RESTART_POLICIES, spelled out here so that the command line never imports torch
+# (a test keeps the two equal)
+RESTART_POLICIES = ("first", "best", "margin", "trust", "probe", "none")
 _DATA = ("embedded", "fashion-mnist")
 
 
@@ -33,7 +36,10 @@ class RunConfig:
         steps: total gradient steps; every gradient method gets the same number (probe steps count).
         rounds: LLM rounds (catalyst, llm-only) or restart points (projection-restarts); CoOp gets
             per-stage evaluations at the same points.
-        restart: restart policy override (``first``, ``best``, ``probe``, ``none``); ``None``: the preset's.
+        restart: restart rule override (``first``, ``best``, ``margin``, ``trust``, ``probe``, ``none``; see
+            :mod:`catalyst_nb.optim.restart_rule`); ``None``: the preset's.
+        restart_margin: relative scoring-loss margin of the ``margin`` and ``trust`` rules.
+        probe_steps, probe_top: steps per probe branch and proposals probed, for ``probe``.
         llm: ``local`` (the embedded Gemma server, started for the run), an ``http(s)://`` URL of an
             OpenAI-compatible server, or ``none``.
         llm_kind: ``completion`` or ``chat`` for a URL (``local`` is a completion model).
@@ -56,8 +62,9 @@ class RunConfig:
     lr: float = 0.002
     rounds: int = 3
     restart: str | None = None
-    probe_steps: int = 0
-    probe_top: int = 0
+    restart_margin: float = 0.05
+    probe_steps: int = 10
+    probe_top: int = 2
     llm: str = "local"
     llm_kind: str = "completion"
     llm_model: str | None = None
@@ -75,13 +82,15 @@ class RunConfig:
         need(self.method in METHODS, "method", f"is not one of {list(METHODS)}")
         need(self.preset in ("default", "paper"), "preset", "is not 'default' or 'paper'")
         need(self.data in _DATA, "data", f"is not one of {list(_DATA)}")
-        for key in ("shots", "steps", "batch_size", "n_ctx", "scoring_shots"):
+        for key in ("shots", "steps", "batch_size", "n_ctx", "scoring_shots", "probe_steps", "probe_top"):
             need(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "must be an int >= 1")
         need(isinstance(self.rounds, int) and self.rounds >= 0, "rounds", "must be an int >= 0")
         need(isinstance(self.seed, int), "seed", "must be an int")
         need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
         need(self.n_ctx <= 60 if isinstance(self.n_ctx, int) else False, "n_ctx", "must be <= 60 (the text tower's length)")
-        need(self.restart in (None, "first", "best", "probe", "none"), "restart", "is not first/best/probe/none")
+        need(self.restart is None or self.restart in RESTART_POLICIES, "restart", f"is not one of {list(RESTART_POLICIES)}")
+        need(isinstance(self.restart_margin, (int, float)) and not isinstance(self.restart_margin, bool)
+             and 0 <= self.restart_margin < math.inf, "restart_margin", "must be a finite number >= 0")
         need(self.llm in ("local", "none") or str(self.llm).startswith(("http://", "https://")), "llm",
              "must be 'local', 'none' or an http(s):// URL")
         need(self.llm_kind in ("completion", "chat"), "llm_kind", "must be 'completion' or 'chat'")

@@ -190,8 +190,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     overrides: dict[str, Any] = {"rounds": config.rounds}
     if config.restart is not None:
         overrides["restart"] = config.restart
-    if config.probe_steps or config.probe_top:
-        overrides.update(probe_steps=config.probe_steps, probe_top=config.probe_top)
+    overrides.update(restart_margin=config.restart_margin, probe_steps=config.probe_steps, probe_top=config.probe_top)
     if config.method == "projection-restarts":
         overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
         overrides.setdefault("restart", "best")
