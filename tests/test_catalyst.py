@@ -39,6 +39,7 @@ def make(clip, splits, replies, *, kind="chat", evaluation=False, **kw):
     client = replies if hasattr(replies, "complete") else ScriptedClient(replies, kind=kind)
     kw.setdefault("gradient", dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     kw.setdefault("rounds", 2)
+    kw.setdefault("restart", "best")  # the phase tests need a restart every round; the rules have their own tests
     opt = CatalystOptimizer(learner, train_f, scoring=score_f, llm=client,
                             evaluation=test_f if evaluation else None, **kw)
     return opt, client
@@ -304,6 +305,7 @@ def test_without_an_llm_the_stages_alone_are_coop(tiny_native, splits):
 def test_projection_restart_control_restarts_from_the_best_candidate_without_an_llm(tiny_native, splits):
     base, _ = make(tiny_native, splits, [])
     opt = CatalystOptimizer(base.learner, splits[0], scoring=splits[1], llm=None, rounds=2, restart_from="any",
+                            restart="best",
                             gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     opt.run(progress=False)
     kinds_ = [e.kind for e in opt.events]

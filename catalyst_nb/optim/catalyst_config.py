@@ -7,8 +7,10 @@ is the scoring split: candidates are scored on a held-out split, never on the sp
 
 ``default`` is ours: candidates also come from the pool of templates that scored well in earlier rounds
 and from one-token variants of the projection; a small base model is asked for one caption-like line per
-call, 8 calls a round; every proposal is scored as it would be loaded into the context and the restart is
-the best-scoring one.  The measurements behind these choices are in the README.
+call, 8 calls a round; every proposal is scored as it would be loaded into the context, and the
+best-scoring one becomes the restart only when its scoring loss is within 5 % of the current context's
+(the ``margin`` rule of :mod:`catalyst_nb.optim.restart_rule`): a restart that would throw away what the
+gradient steps learned is refused.  The measurements behind these choices are in the README.
 """
 from __future__ import annotations
 
@@ -115,8 +117,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
     },
     "default": {
-        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="best",
-                         momentum="keep", schedule="continue"),
+        # a restart only when the best proposal scores within 5 % of the context's loss (README: restarts
+        # that cannot wreck a run)
+        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="margin",
+                         restart_margin=0.05, momentum="keep", schedule="continue"),
         # completion (base) models: one caption-like line per call, 8 calls; chat models: a list of 3
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
                                    max_tokens=24),
