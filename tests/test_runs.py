@@ -273,3 +273,18 @@ def test_decision_evidence_reaches_the_report(tmp_path, restart):
         assert set(d["current"]) == {"loss", "accuracy"} and set(d["proposal"]) == {"loss", "accuracy"}
         assert d["reason"] and d["cost"].startswith("this restart ")
         assert d["cost"] in page and d["reason"].split(":")[0] in page
+
+
+def test_a_catalyst_that_keeps_its_context_every_round_ends_exactly_where_coop_ends(tmp_path):
+    """What a refused restart costs: nothing. The rounds only read the context (the scoring, the LLM), so a
+    catalyst whose rule keeps the context every round is CoOp step for step (the paired difference is 0)."""
+    from catalyst_nb.llm import ScriptedClient
+
+    coop = execute(_config(method="coop"), tmp_path / "coop", progress=False)
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    kept = execute(_config(method="catalyst", llm="local", restart="none"), tmp_path / "kept", llm_client=client,
+                   progress=False)
+    assert kept["llm"]["calls"] == 16 and not kept.get("restarts")
+    assert kept["test_accuracy"] == coop["test_accuracy"]
+    ctx = [load_state(tmp_path / name / "state.pt")["state"]["optimizer"]["gradient"]["ctx"] for name in ("coop", "kept")]
+    assert torch.equal(*ctx)
