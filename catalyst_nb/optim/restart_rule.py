@@ -81,24 +81,22 @@ def _check_margin(margin: float) -> None:
         raise ValueError(f"margin={margin!r} must be a number >= 0")
 
 
+def _take(cand: Candidate | None, current: Score, what: str) -> RestartChoice:
+    """Restart from ``cand`` without comparing (``first``, ``best``); the reason still gives the cost."""
+    if cand is None:
+        return RestartChoice(None, "no valid proposal: the context stays")
+    after = _score(cand)
+    return RestartChoice(cand.id, f"{what}: {cost_text(current, after)}; {_losses(current, after)}", proposal=cand.id)
+
+
 def choose_first(valid: Sequence[Candidate], current: Score) -> RestartChoice:
     """The first valid proposal, whatever it scores (the paper's rule)."""
-    if not valid:
-        return RestartChoice(None, "no valid proposal: the context stays")
-    first = valid[0]
-    return RestartChoice(first.id, f"first valid proposal (rule 'first' does not compare): "
-                                   f"{cost_text(current, _score(first))}; {_losses(current, _score(first))}",
-                         proposal=first.id)
+    return _take(valid[0] if valid else None, current, "first valid proposal (rule 'first' does not compare)")
 
 
 def choose_best(ranked: Sequence[Candidate], current: Score) -> RestartChoice:
     """The best-scored proposal, whatever it costs."""
-    if not ranked:
-        return RestartChoice(None, "no valid proposal: the context stays")
-    best = ranked[0]
-    return RestartChoice(best.id, f"best-scored proposal (rule 'best' restarts whatever it costs): "
-                                  f"{cost_text(current, _score(best))}; {_losses(current, _score(best))}",
-                         proposal=best.id)
+    return _take(ranked[0] if ranked else None, current, "best-scored proposal (rule 'best' restarts whatever it costs)")
 
 
 def choose_margin(ranked: Sequence[Candidate], current: Score, *, margin: float) -> RestartChoice:
