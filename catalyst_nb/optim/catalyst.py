@@ -431,7 +431,7 @@ class CatalystOptimizer:
         template = self._get(chosen).template if chosen else None
         data = {"decider": decider, "policy": self.config.restart, "chosen": chosen, "template": template,
                 "edited_from": edited_from, "probe": dict(probe) if probe else None,
-                **self._explain(chosen, decider=decider, current=current, choice=choice)}
+                **self._explain(chosen, current=current, choice=choice)}
         self._awaiting = None
         if chosen is None:
             # with probes, plain continuation already ran P steps on a fork: adopt them, charge the rest
@@ -443,7 +443,7 @@ class CatalystOptimizer:
         self._phase = "restart"
         return self._emit("decision", data, started)
 
-    def _explain(self, chosen: str | None, *, decider: str, current: Mapping[str, float] | None,
+    def _explain(self, chosen: str | None, *, current: Mapping[str, float] | None,
                  choice: rules.RestartChoice | None) -> dict[str, Any]:
         """The decision event's evidence: the context's scores next to the weighed proposal's, and why."""
         pending = self._awaiting
