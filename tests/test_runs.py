@@ -1,55 +1,29 @@
 """Run folders and `catalyst-nb run`: exact resume after SIGKILL, refusals, damaged files, CLI errors."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 
-from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, load_run
 from catalyst_nb.state_io import load_state
+from deterministic_llm import deterministic_llm
 
 ROOT = Path(__file__).resolve().parents[1]
-LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
-         "a bright photo of a {}", "a {} in a shop", "a worn {}", "a clean {}"]
-
-
-class _Deterministic(BaseHTTPRequestHandler):
-    """An OpenAI-compatible completions endpoint whose reply is a function of the request alone."""
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
-        text = LINES[digest % len(LINES)]
-        data = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", "m"),
-                           "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):  # keep test output clean
-        pass
 
 
 @pytest.fixture(scope="module")
 def llm_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deterministic)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with deterministic_llm() as url:
+        yield url
 
 
 def _config(**kw) -> RunConfig:
@@ -237,19 +211,20 @@ def test_the_command_line_is_built_without_importing_torch():
 def test_restart_rule_settings_come_from_toml_and_flags_with_probe_defaults(tmp_path):
     from catalyst_nb.cli import build_parser
     from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
-    from catalyst_nb.runs.cli import _config_from
+    from catalyst_nb.experiment.cli import config_from_args
     from catalyst_nb.runs.config import RESTART_POLICIES as RUN_RESTART_POLICIES, load_toml
 
     assert RUN_RESTART_POLICIES == RESTART_POLICIES  # the run layer's copy (kept torch-free) is the same list
     conf = tmp_path / "run.toml"
     conf.write_text('restart = "probe"\n')
     cfg = RunConfig.from_dict(load_toml(conf))
-    assert (cfg.restart, cfg.probe_steps, cfg.probe_top) == ("probe", 10, 2)
+    c = cfg.catalyst
+    assert (c.restart, c.probe_steps, c.probe_top) == ("probe", 10, 2)
     parser = build_parser()
     args = parser.parse_args(["run", str(conf), "--probe-steps", "3", "--probe-top", "1", "--restart", "margin",
                               "--restart-margin", "0.1"])
-    cfg = _config_from(args, parser)
-    assert (cfg.restart, cfg.restart_margin, cfg.probe_steps, cfg.probe_top) == ("margin", 0.1, 3, 1)
+    c = config_from_args(args).catalyst
+    assert (c.restart, c.restart_margin, c.probe_steps, c.probe_top) == ("margin", 0.1, 3, 1)
     for bad, message in ((dict(restart_margin=-1.0), "restart_margin=-1.0"), (dict(probe_steps=0), "probe_steps=0"),
                          (dict(restart="sometimes"), "restart='sometimes'")):
         with pytest.raises(ValueError, match=message):
