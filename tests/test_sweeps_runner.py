@@ -153,3 +153,19 @@ def test_worker_processes_give_the_same_table(tmp_path):
 def test_jobs_must_be_positive():
     with pytest.raises(ValueError, match="jobs must be an int >= 1, got 0"):
         LocalExecutor(jobs=0)
+
+
+def test_workers_keep_the_threads_their_executor_gave_them(tmp_path, monkeypatch):
+    """The run layer's own thread setting must not take a worker's share back (2 workers x all CPUs)."""
+    from catalyst_nb.sweeps.cell import CellTask
+    from catalyst_nb.threads import THREADS_ENV, available_cpus, worker_threads
+    from sweep_fakes import threads_execute
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)  # the executor decides, not the caller's environment
+    settings = {"method": "coop", "data": "embedded", "shots": 1, "steps": 4, "llm": "none"}
+    tasks = [CellTask(f"c{seed}", {**settings, "seed": seed}, str(tmp_path / f"c{seed}")) for seed in (1, 2, 3)]
+    outcomes = list(LocalExecutor(jobs=2).run(tasks, threads_execute))
+    assert [o.status for o in outcomes] == ["done"] * 3, [o.error for o in outcomes]
+    share = worker_threads(2, environ={})
+    assert {o.summary["torch_threads"] for o in outcomes} == {share}
+    assert share * 2 <= max(available_cpus(), 2)

@@ -34,12 +34,13 @@ from catalyst_nb.llm.errors import LLMError
 from catalyst_nb.llm.examples import describe_task
 from catalyst_nb.llm.meta_prompt import TaskDescription
 from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
-from catalyst_nb.optim.approval import ApprovalPending, AwaitingApproval
+from catalyst_nb.optim.approval import DECIDERS, ApprovalPending, AwaitingApproval
 from catalyst_nb.optim.candidate_sources import gather_candidates, projection_templates, variant_templates
 from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
 from catalyst_nb.optim.events import RoundEvent
 from catalyst_nb.optim import restart_rule as rules
 from catalyst_nb.optim.gradient import GradientPromptOptimizer
+from catalyst_nb.optim.probing import CURRENT, adopt_fork, run_forks
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.scoring import TemplateScorer
 from catalyst_nb.templates import check_template
@@ -311,7 +312,8 @@ class CatalystOptimizer:
         record = self.llm.rounds[-1]
         data = {"meta_prompt": record.meta_prompt, "replies": list(record.replies),
                 "dropped": [{"line": r.line, "reason": r.reason} for r in record.rejected],
-                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s}
+                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s,
+                "seeds": list(record.seeds)}
         self._round_proposals = [p.id for p in new]
         event = self._emit("llm", data, started)
         if not new and self.config.restart_from == "proposals":
@@ -382,29 +384,20 @@ class CatalystOptimizer:
     def _probe(self, top: list[Candidate]) -> tuple[str | None, dict[str, float]]:
         """Run P steps from each proposal and from the current context on forks; lowest scoring loss wins.
 
-        The live optimizer ends exactly where it started; the branches' end states are kept so the
-        winner can be adopted (its P steps then become live steps) and the rest are charged to the budget.
+        The forks run in :mod:`catalyst_nb.optim.probing` (as one batch of contexts where memory allows);
+        the live optimizer ends exactly where it started, and the branches' end states are kept so the
+        winner can be adopted (its P steps then become live steps) and the rest charged to the budget.
         """
-        P = self.config.probe_steps
-        origin = self.gradient.state_dict()
-        losses: dict[str, float] = {}
-        states: dict[str, dict[str, Any]] = {}
+        branches = {CURRENT: None, **{c.id: c.template for c in top}}
         self._muted = True
         try:
-            for branch in ["current", *[c.id for c in top]]:
-                self.gradient.load_state_dict(origin)
-                if branch != "current":
-                    self._load_template(self._get(branch).template)
-                for _ in range(P):
-                    self.gradient.step()
-                losses[branch] = float(self.scorer.current().loss)
-                states[branch] = self.gradient.state_dict()
+            forks = run_forks(self.gradient, self.scorer, branches, steps=self.config.probe_steps,
+                              load_template=self._load_template)
         finally:
-            self.gradient.load_state_dict(origin)
             self._muted = False
-        self._probe_states = states
-        best = min(losses, key=lambda b: (losses[b], b != "current"))
-        return (None if best == "current" else best), losses
+        self._probe_states, losses = forks.states, forks.losses
+        best = min(losses, key=lambda b: (losses[b], b != CURRENT))
+        return (None if best == CURRENT else best), losses
 
     def _do_decision(self) -> Unit:
         started = time.perf_counter()
@@ -470,39 +463,42 @@ class CatalystOptimizer:
         """Make a probe branch the live state (its P steps become live steps, replayed to observers);
         the steps of the other branches are charged to the budget."""
         if branch is not None:
-            seen = len(self.gradient.trajectory)
-            self.gradient.load_state_dict(self._probe_states[branch])
-            for record in self.gradient.trajectory[seen:]:
-                self.gradient._hooks(self.gradient, record)  # noqa: SLF001 - observers see adopted steps once
+            adopt_fork(self.gradient, self._probe_states[branch])
         P = self.config.probe_steps
         self._probe_spent += P * sum(1 for b in self._probe_states if b != branch)
         self._probe_states = {}
 
     # ------------------------------------------------------------------------------------------ people
 
-    def approve(self, candidate_id: str, text: str | None = None) -> RoundEvent:
-        """Restart from proposal ``candidate_id`` (optionally edited to ``text``, which is re-scored)."""
-        pending = self._require_awaiting()
+    def approve(self, candidate_id: str, text: str | None = None, *, decider: str = "human") -> RoundEvent:
+        """Restart from proposal ``candidate_id`` (optionally edited to ``text``, which is re-scored).
+
+        ``decider`` is recorded in the decision event: who decided (``human`` here, ``cli``, ``notebook``
+        or ``timeout`` when the decision came through a run folder).
+        """
+        pending = self._require_awaiting(decider)
         ids = [c.id for c in pending.proposals]
         if candidate_id not in ids:
             raise KeyError(f"no proposal {candidate_id!r} in round {pending.round}; choose one of {ids}")
         if text is not None and check_template(text) != self._get(candidate_id).template:
             edited = self._human_candidate(text, note=f"edited from {candidate_id}")
-            return self._decide(edited.id, decider="human", edited_from=candidate_id)
-        return self._decide(candidate_id, decider="human", probe=pending.probe)
+            return self._decide(edited.id, decider=decider, edited_from=candidate_id)
+        return self._decide(candidate_id, decider=decider, probe=pending.probe)
 
-    def reject(self) -> RoundEvent:
+    def reject(self, *, decider: str = "human") -> RoundEvent:
         """Keep the current context; the next stage continues from it."""
-        pending = self._require_awaiting()
-        return self._decide(None, decider="human", probe=pending.probe)
+        pending = self._require_awaiting(decider)
+        return self._decide(None, decider=decider, probe=pending.probe)
 
-    def suggest(self, text: str) -> RoundEvent:
+    def suggest(self, text: str, *, decider: str = "human") -> RoundEvent:
         """Restart from a person's own template (scored first, recorded as a human candidate)."""
-        self._require_awaiting()
+        self._require_awaiting(decider)
         cand = self._human_candidate(text, note="suggested at approval")
-        return self._decide(cand.id, decider="human")
+        return self._decide(cand.id, decider=decider)
 
-    def _require_awaiting(self) -> AwaitingApproval:
+    def _require_awaiting(self, decider: str) -> AwaitingApproval:
+        if decider not in DECIDERS:
+            raise ValueError(f"decider={decider!r} is not one of {DECIDERS}")
         if self._awaiting is None:
             raise RuntimeError("no restart is waiting for approval (use approval='human'; see .awaiting)")
         return self._awaiting
