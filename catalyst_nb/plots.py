@@ -12,12 +12,15 @@ Event payloads used here (see ``catalyst_nb.optim.events``):
 * ``restart``: ``{"template", "loaded", "scoring_before": {...}, "scoring_after": {...}}``
 
 plotly is imported only inside the figure builders, so the information functions cost nothing to import.
+In a notebook, ``show_figure(fig)`` displays a figure interactive AND as a static PNG in one output (see
+:mod:`catalyst_nb.figure_image`), so it also shows where no JavaScript runs.
 """
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from catalyst_nb.figure_image import show_figure
 from catalyst_nb.trajectory import StepRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +40,7 @@ __all__ = [
     "trajectory_figure",
     "stage_accuracy_figure",
     "runs_figure",
+    "show_figure",
 ]
 
 METRICS = ("loss", "accuracy", "grad_norm", "lr")

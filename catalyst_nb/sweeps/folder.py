@@ -8,6 +8,7 @@ Layout::
                      outcome.json how the last attempt ended (status, the run's summary or the error)
                      error.txt   the traceback of the last failure, if the last attempt failed
     OUT/results.csv, OUT/table.md, OUT/figure.html
+    OUT/plotly-X.Y.Z.min.js    the one copy of plotly.js that figure.html and every cell's report.html load
 
 Why the hash: rerunning a sweep skips finished cells, so a folder made by a different grid would
 silently mix results of different settings into one table.  A folder whose hash differs is refused;
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from catalyst_nb.plotly_script import ensure_script
 
 from .atomic import write_json_atomic
 from .config import SweepConfig
@@ -90,6 +93,7 @@ class SweepFolder:
             "name": config.name, "config_hash": digest, "config": config.canonical(),
             "cells": [c.cell_id for c in cells], "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
+        ensure_script(root)  # before any cell runs, so that every cell's report finds it here
         return folder
 
     def cell_dir(self, cell: Cell | str) -> Path:
