@@ -39,6 +39,7 @@ def make(clip, splits, replies, *, kind="chat", evaluation=False, **kw):
     client = replies if hasattr(replies, "complete") else ScriptedClient(replies, kind=kind)
     kw.setdefault("gradient", dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     kw.setdefault("rounds", 2)
+    kw.setdefault("restart", "best")  # the phase tests need a restart every round; the rules have their own tests
     opt = CatalystOptimizer(learner, train_f, scoring=score_f, client=client,
                             evaluation=test_f if evaluation else None, **kw)
     return opt, client
@@ -259,8 +260,8 @@ def test_a_bad_state_changes_nothing(tiny_native, splits):
         (dict(candidates=0), "candidates=0"),
         (dict(rounds=-1), "rounds=-1"),
         (dict(stage_steps=8), "leaves no step"),
-        (dict(probe_steps=2), "probe"),
-        (dict(restart="probe", probe_steps=2), "probe_top"),
+        (dict(restart="probe", probe_steps=0), "probe_steps=0"),
+        (dict(restart="probe", probe_top=0), "probe_top=0"),
         (dict(restart="sometimes"), "restart='sometimes'"),
         (dict(preset="fancy"), "unknown preset"),
         (dict(llm_config=dict(temprature=1.0)), "temprature"),
@@ -315,6 +316,7 @@ def test_without_an_llm_the_stages_alone_are_coop(tiny_native, splits):
 def test_projection_restart_control_restarts_from_the_best_candidate_without_an_llm(tiny_native, splits):
     base, _ = make(tiny_native, splits, [])
     opt = CatalystOptimizer(base.learner, splits[0], scoring=splits[1], client=None, rounds=2, restart_from="any",
+                            restart="best",
                             gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     opt.run(progress=False)
     kinds_ = [e.kind for e in opt.events]
@@ -336,3 +338,79 @@ def test_restart_keeps_or_resets_momentum_and_schedule(tiny_native, splits, mome
         assert "momentum_buffer" in state and opt.gradient.schedule_step == opt.step_count
     else:
         assert not state and opt.gradient.schedule_step == 0 and opt.step_count == 8
+
+
+# ------------------------------------------------------------------------------ restart rules (safe restarts)
+
+
+@pytest.mark.parametrize("policy", ["first", "best", "margin", "trust", "probe", "none"])
+def test_decision_events_carry_both_scores_and_the_reason(tiny_native, splits, policy):
+    opt, _ = make(tiny_native, splits, [REPLY, REPLY2], restart=policy, probe_steps=1, probe_top=1)
+    seen = []
+    while not opt.done:
+        if opt.phase == "decision":
+            now = opt.scorer.current()
+            seen.append({"loss": float(now.loss), "accuracy": float(now.accuracy)})
+        opt.step()
+    decisions = [e for e in opt.events if e.kind == "decision"]
+    assert len(decisions) == 2 == len(seen)
+    for event, now in zip(decisions, seen):
+        d = event.data
+        assert d["current"]["loss"] == pytest.approx(now["loss"], abs=1e-6)
+        assert d["current"]["accuracy"] == pytest.approx(now["accuracy"], abs=1e-6)
+        assert d["proposal_id"] is not None and set(d["proposal"]) == {"loss", "accuracy"}
+        weighed = opt.llm.get(d["proposal_id"])
+        assert d["proposal"]["loss"] == pytest.approx(weighed.loss, abs=1e-6)
+        assert isinstance(d["reason"], str) and len(d["reason"]) > 20
+        if d["chosen"] is not None and policy != "probe":
+            assert "points on the scoring split" in d["reason"] or "level" in d["reason"]
+    for restart in (e for e in opt.events if e.kind == "restart"):
+        decision = next(e for e in decisions if e.round == restart.round)
+        if policy != "probe":  # the context the decision weighed is the one the restart replaced
+            assert restart.data["scoring_before"]["loss"] == pytest.approx(decision.data["current"]["loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["margin", "trust"])
+def test_margin_and_trust_never_take_a_restart_that_costs_more_than_the_margin(tiny_native, splits, policy):
+    for margin in (0.0, 0.02):
+        opt, _ = make(tiny_native, splits, [REPLY, REPLY2], restart=policy, restart_margin=margin)
+        opt.run(progress=False)
+        decisions = {e.round: e for e in opt.events if e.kind == "decision"}
+        for restart in (e for e in opt.events if e.kind == "restart"):
+            current = decisions[restart.round].data["current"]["loss"]
+            assert restart.data["scoring_after"]["loss"] <= current * (1 + margin) + 1e-5
+        for d in (e.data for e in decisions.values() if e.data["chosen"] is None):
+            assert d["reason"].startswith("context kept") and d["proposal"]["loss"] > d["current"]["loss"] * (1 + margin)
+
+
+def test_margin_restarts_exactly_like_best_when_the_margin_admits_everything(tiny_native, splits):
+    runs = {}
+    for policy, extra in (("best", {}), ("margin", {"restart_margin": 1e6})):
+        opt, _ = make(tiny_native, splits, [REPLY, REPLY2], restart=policy, **extra)
+        opt.run(progress=False)
+        runs[policy] = opt
+    assert [e.data["chosen"] for e in runs["best"].events if e.kind == "decision"] == \
+           [e.data["chosen"] for e in runs["margin"].events if e.kind == "decision"]
+    assert torch.equal(runs["best"].learner.ctx.detach(), runs["margin"].learner.ctx.detach())
+
+
+def test_a_trust_restart_moves_the_context_by_its_step_toward_the_proposal(tiny_native, splits):
+    opt, _ = make(tiny_native, splits, [REPLY, REPLY2], restart="trust", restart_margin=1e6)
+    while opt.phase != "restart":
+        opt.step()
+    decision = [e for e in opt.events if e.kind == "decision"][-1]
+    assert decision.data["move"] == 1.0  # everything is within an unbounded margin: the full restart
+    origin = opt.learner.ctx.detach().clone()
+    goal = opt.learner.context_from_ids(opt.learner.fit_text(decision.data["template"])[0])
+    opt._chosen["move"] = 0.25  # noqa: SLF001 - the step a tighter margin would have chosen
+    event = opt.step()
+    assert event.kind == "restart" and event.data["move"] == 0.25
+    assert torch.allclose(opt.learner.ctx.detach(), origin + 0.25 * (goal - origin), atol=1e-6)
+
+
+def test_probe_has_defaults_and_rules_refuse_bad_margins(tiny_native, splits):
+    opt, _ = make(tiny_native, splits, [], restart="probe")
+    assert (opt.config.probe_steps, opt.config.probe_top) == (10, 2)
+    for bad in (-0.1, float("nan"), float("inf"), "5%"):
+        with pytest.raises(ValueError, match="restart_margin="):
+            make(tiny_native, splits, [], restart="margin", restart_margin=bad)

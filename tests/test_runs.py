@@ -232,3 +232,58 @@ def test_the_command_line_is_built_without_importing_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_restart_rule_settings_come_from_toml_and_flags_with_probe_defaults(tmp_path):
+    from catalyst_nb.cli import build_parser
+    from catalyst_nb.experiment.cli import config_from_args
+    from catalyst_nb.runs.config import load_toml
+
+    conf = tmp_path / "run.toml"
+    conf.write_text('restart = "probe"\n')
+    cfg = RunConfig.from_dict(load_toml(conf))
+    c = cfg.catalyst
+    assert (c.restart, c.probe_steps, c.probe_top) == ("probe", 10, 2)
+    parser = build_parser()
+    args = parser.parse_args(["run", str(conf), "--probe-steps", "3", "--probe-top", "1", "--restart", "margin",
+                              "--restart-margin", "0.1"])
+    c = config_from_args(args).catalyst
+    assert (c.restart, c.restart_margin, c.probe_steps, c.probe_top) == ("margin", 0.1, 3, 1)
+    for bad, message in ((dict(restart_margin=-1.0), "restart_margin=-1.0"), (dict(probe_steps=0), "probe_steps=0"),
+                         (dict(restart="sometimes"), "restart='sometimes'")):
+        with pytest.raises(ValueError, match=message):
+            RunConfig.from_dict(bad)
+
+
+@pytest.mark.parametrize("restart", ["margin", "probe"])
+def test_decision_evidence_reaches_the_report(tmp_path, restart):
+    from catalyst_nb.llm import ScriptedClient
+    from catalyst_nb.runs.report import report_data
+
+    cfg = _config(method="catalyst", llm="local", restart=restart, probe_steps=1, probe_top=1)
+    folder = tmp_path / "run"
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    assert execute(cfg, folder, llm_client=client, progress=False)["status"] == "done"
+    decisions = report_data(RunFolder(folder).read_events())["decisions"]
+    assert len(decisions) == 2
+    page = (folder / "report.html").read_text()
+    assert "<h2>Decisions</h2>" in page
+    for d in decisions:
+        assert set(d["current"]) == {"loss", "accuracy"} and set(d["proposal"]) == {"loss", "accuracy"}
+        assert d["reason"] and d["cost"].startswith("this restart ")
+        assert d["cost"] in page and d["reason"].split(":")[0] in page
+
+
+def test_a_catalyst_that_keeps_its_context_every_round_ends_exactly_where_coop_ends(tmp_path):
+    """What a refused restart costs: nothing. The rounds only read the context (the scoring, the LLM), so a
+    catalyst whose rule keeps the context every round is CoOp step for step (the paired difference is 0)."""
+    from catalyst_nb.llm import ScriptedClient
+
+    coop = execute(_config(method="coop"), tmp_path / "coop", progress=False)
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    kept = execute(_config(method="catalyst", llm="local", restart="none"), tmp_path / "kept", llm_client=client,
+                   progress=False)
+    assert kept["llm"]["calls"] == 16 and not kept.get("restarts")
+    assert kept["test_accuracy"] == coop["test_accuracy"]
+    ctx = [load_state(tmp_path / name / "state.pt")["state"]["optimizer"]["state"]["gradient"]["state"]["ctx"] for name in ("coop", "kept")]
+    assert torch.equal(*ctx)

@@ -163,3 +163,24 @@ def test_dashboard_composes_and_follows_rounds(tiny_native, splits):
     assert list(board.inspector.figure.data[4].x) == [e.step for e in restarts]
     stage_trace_steps = {x for t in board.stages.figure.data if t.mode == "markers" for x in t.x}
     assert stage_trace_steps == {e.step for e in opt.events if e.kind == "stage_end"}
+
+
+def test_panel_and_dashboard_show_what_the_restart_costs_and_why(tiny_native, splits):
+    opt = waiting(tiny_native, splits)
+    a = opt.awaiting
+    assert a.reason  # the rule's reason travels with the pending decision
+    board = dashboard(opt, redraw_every=0.0)
+    panel = board.approval
+    scored = [c for c in a.proposals if c.accuracy is not None]
+    rec = next((c for c in scored if c.id == a.recommended), scored[0])
+    points = 100 * (rec.accuracy - a.current["accuracy"])
+    words = "level" if abs(points) < 0.05 else f"{'gains' if points > 0 else 'costs'} {abs(points):.1f} points"
+    assert words in panel.title.value and html.escape(a.reason) in panel.title.value
+    assert f"{points:+.1f} points" in panel.table.value
+    panel.approve_buttons[0].click()
+    decision = _decision(opt)
+    assert decision.data["decider"] == "human" and decision.data["current"] == dict(a.current)
+    assert decision.data["proposal_id"] == a.proposals[0].id and "a person chose to restart" in decision.data["reason"]
+    assert html.escape(decision.data["reason"]) in panel.result.value
+    board.refresh()
+    assert "round 0" in board.decisions.value and html.escape(decision.data["reason"]) in board.decisions.value

@@ -132,8 +132,7 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
     overrides: dict[str, Any] = {"rounds": c.rounds}
     if c.restart is not None:
         overrides["restart"] = c.restart
-    if c.probe_steps or c.probe_top:
-        overrides.update(probe_steps=c.probe_steps, probe_top=c.probe_top)
+    overrides.update(restart_margin=c.restart_margin, probe_steps=c.probe_steps, probe_top=c.probe_top)
     if config.method == "projection-restarts":
         overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
         overrides.setdefault("restart", "best")

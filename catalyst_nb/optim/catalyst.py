@@ -26,6 +26,8 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any, Callable, Mapping
 
+import torch
+
 from catalyst_nb.candidates import Candidate, Status, rank_candidates
 from catalyst_nb.evaluation import EvalResult
 from catalyst_nb.features import FeatureSet
@@ -41,6 +43,7 @@ from catalyst_nb.optim.candidate_sources import gather_candidates, projection_te
 from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
 from catalyst_nb.optim.events import (AwaitingApproval, CandidatesScored, Decision, LLMCall, ProposalsScored, Restart,
                                      RoundEvent, Skipped, StageEnd)
+from catalyst_nb.optim import restart_rule as rules
 from catalyst_nb.optim.gradient import GradientPromptOptimizer
 from catalyst_nb.optim.probing import CURRENT, adopt_fork, run_forks
 from catalyst_nb.optimizer_state import StateError, check_state, pack_state
@@ -393,18 +396,33 @@ class CatalystOptimizer:
             out += list(self._round_cands.values())
         return out
 
-    def _recommend(self) -> tuple[str | None, dict[str, float] | None]:
-        """The policy's choice among this round's choices (None: keep the context) and probe losses."""
+    # --- restart rule (safe restarts): the rules live in optim/restart_rule.py; here only the scoring
+    def _recommend(self, current: Mapping[str, float]) -> tuple[rules.RestartChoice, dict[str, float] | None]:
+        """The policy's choice among this round's choices, with its reason, and probe losses."""
         valid = [p for p in self._choices() if p.scored]
-        policy = self.config.restart
-        if policy == "none" or not valid:
-            return None, None
-        if policy == "first":
-            return valid[0].id, None
         ranked = rank_candidates(valid)
+        policy, margin = self.config.restart, self.config.restart_margin
+        if policy == "none" or not valid:
+            why = "rule 'none': the LLM only observes" if valid else "no valid proposal"
+            return rules.RestartChoice(None, f"{why}: the context stays",
+                                       proposal=ranked[0].id if ranked else None), None
+        if policy == "first":
+            return rules.choose_first(valid, current), None
         if policy == "best":
-            return ranked[0].id, None
-        return self._probe(ranked[: self.config.probe_top])
+            return rules.choose_best(ranked, current), None
+        if policy == "margin":
+            return rules.choose_margin(ranked, current, margin=margin), None
+        if policy == "trust":
+            return rules.choose_trust(ranked[0], current, self._blended(ranked[0]), margin=margin), None
+        _, losses = self._probe(ranked[: self.config.probe_top])
+        return replace(rules.choose_probe(losses, current), proposal=ranked[0].id), losses
+
+    def _blended(self, target: Candidate) -> dict[float, dict[str, float]]:
+        """Scores of the context moved ``s`` of the way toward ``target`` as loaded, for each trust step."""
+        ctx = self.learner.ctx.detach()
+        goal = self.learner.context_from_ids(self.learner.fit_text(target.template)[0])
+        blends = torch.stack([ctx + s * (goal - ctx) for s in rules.TRUST_STEPS])
+        return {s: _score_dict(r) for s, r in zip(rules.TRUST_STEPS, self.scorer.contexts(blends))}
 
     def _probe(self, top: list[Candidate]) -> tuple[str | None, dict[str, float]]:
         """Run P steps from each proposal and from the current context on forks; lowest scoring loss wins.
@@ -426,26 +444,31 @@ class CatalystOptimizer:
 
     def _do_decision(self) -> Unit:
         started = time.perf_counter()
-        recommended, probe = self._recommend()
+        current = _score_dict(self.scorer.current())
+        choice, probe = self._recommend(current)
+        recommended = choice.chosen
         if self.config.approval == "human":
             ranked = rank_candidates(self._choices())
             record = self.llm.rounds[-1] if self.uses_llm and self.llm.rounds else None
             self._move(Phase.AWAITING)
             return self._emit(
                 AwaitingApproval, started, proposals=tuple(ranked), recommended=recommended,
-                current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt if record else "",
+                current=current, meta_prompt=record.meta_prompt if record else "",
                 replies=tuple(record.replies) if record else (),
                 dropped=tuple((r.line, r.reason) for r in record.rejected) if record else (),
-                policy=self.config.restart, probe=probe,
+                policy=self.config.restart, probe=probe, reason=choice.reason,
             )
-        return self._decide(recommended, decider="auto", probe=probe, started=started)
+        return self._decide(recommended, decider="auto", probe=probe, started=started, current=current,
+                            choice=choice)
 
     def _decide(self, chosen: str | None, *, decider: str, probe: Mapping[str, float] | None = None,
-                edited_from: str | None = None, started: float | None = None) -> RoundEvent:
+                edited_from: str | None = None, started: float | None = None,
+                current: Mapping[str, float] | None = None, choice: rules.RestartChoice | None = None) -> RoundEvent:
         started = time.perf_counter() if started is None else started
         template = self._get(chosen).template if chosen else None
         data = {"decider": decider, "policy": self.config.restart, "chosen": chosen, "template": template,
-                "edited_from": edited_from, "probe": dict(probe) if probe else None}
+                "edited_from": edited_from, "probe": dict(probe) if probe else None,
+                **self._explain(chosen, current=current, choice=choice)}
         self._awaiting = None
         if chosen is None:
             # with probes, plain continuation already ran P steps on a fork: adopt them, charge the rest
@@ -453,9 +476,31 @@ class CatalystOptimizer:
             event = self._emit(Decision, started, **data)
             self._finish_round()
             return event
-        self._chosen = {"id": chosen, "template": template}
+        self._chosen = {"id": chosen, "template": template, "move": data["move"]}
         self._move(Phase.RESTART)
         return self._emit(Decision, started, **data)
+
+    def _explain(self, chosen: str | None, *, current: Mapping[str, float] | None,
+                 choice: rules.RestartChoice | None) -> dict[str, Any]:
+        """The decision event's evidence: the context's scores next to the weighed proposal's, and why."""
+        pending = self._awaiting
+        if current is None:
+            current = pending.current if pending is not None else _score_dict(self.scorer.current())
+        weighed = chosen or (choice.proposal if choice else None) or (pending.recommended if pending else None)
+        if weighed is None and pending is not None and pending.proposals:
+            weighed = pending.proposals[0].id
+        cand = self._get(weighed) if weighed else None
+        proposal = _score_dict(cand) if cand is not None and cand.scored else None
+        if choice is not None:
+            reason = choice.reason
+        else:  # a person decided; the rule's view is kept next to it
+            action = f"restart from {chosen}" if chosen else "keep the context"
+            cost = f": {rules.cost_text(current, proposal)}" if chosen and proposal else ""
+            rule = pending.reason if pending is not None and pending.reason else ""
+            reason = f"a person chose to {action}{cost}" + (f" (the rule said: {rule})" if rule else "")
+        move = choice.step if choice is not None and chosen else 1.0
+        return {"current": dict(current), "proposal_id": weighed, "proposal": proposal, "reason": reason,
+                "move": move}
 
     def _adopt(self, branch: str | None) -> None:
         """Make a probe branch the live state (its P steps become live steps, replayed to observers);
@@ -535,8 +580,13 @@ class CatalystOptimizer:
         before = _score_dict(self.scorer.current())
         adopted = cid if cid in self._probe_states else None
         slot_ids, report = self.learner.fit_text(template)
+        move = float(self._chosen["move"])
+        origin = self.learner.ctx.detach().clone()
         if adopted is None:  # an adopted probe branch already ran P steps from this template
             self._load_template(template)
+        if move < 1.0:  # trust region: move only part of the way toward the proposal
+            with torch.no_grad():
+                self.learner.ctx.copy_(origin + move * (self.learner.ctx.detach() - origin))
         self._adopt(adopted)
         if cid in self._round_cands:
             chosen = replace(self._round_cands[cid], status=Status.CHOSEN)
@@ -547,7 +597,7 @@ class CatalystOptimizer:
         data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(slot_ids),
                 "report": {"tokens": list(report.tokens), "n_padded": report.n_padded, "dropped": list(report.dropped),
                            "ignored_text": report.ignored_text},
-                "scoring_before": before, "scoring_after": _score_dict(self.scorer.current()),
+                "scoring_before": before, "scoring_after": _score_dict(self.scorer.current()), "move": move,
                 "probe_steps_adopted": self.config.probe_steps if adopted else 0}
         event = self._emit(Restart, started, **data)
         self._finish_round()

@@ -7,8 +7,10 @@ is the scoring split: candidates are scored on a held-out split, never on the sp
 
 ``default`` is ours: candidates also come from the pool of templates that scored well in earlier rounds
 and from one-token variants of the projection; a small base model is asked for one caption-like line per
-call, 8 calls a round; every proposal is scored as it would be loaded into the context and the restart is
-the best-scoring one.  The measurements behind these choices are in the README.
+call, 8 calls a round; every proposal is scored as it would be loaded into the context, and the
+best-scoring one becomes the restart only when its scoring loss is within 5 % of the current context's
+(the ``margin`` rule of :mod:`catalyst_nb.optim.restart_rule`): a restart that would throw away what the
+gradient steps learned is refused.  The measurements behind these choices are in the README.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from catalyst_nb.keys import check_known_keys
 
 __all__ = ["CatalystConfig", "PRESETS", "RESTART_POLICIES", "resolve_config"]
 
-RESTART_POLICIES = ("first", "best", "probe", "none")
+RESTART_POLICIES = ("first", "best", "margin", "trust", "probe", "none")
 CANDIDATE_SOURCES = ("projection", "variant", "pool")
 
 
@@ -32,11 +34,17 @@ class CatalystConfig:
         candidates: K, templates scored per round before the LLM is asked.
         sources: where candidates come from, in order of preference.
         variant_k: variants swap one slot for its 2nd..k-th nearest token.
-        restart: ``first`` (first valid proposal, unscored choice), ``best`` (best scored proposal),
-            ``probe`` (P steps from each of the top-M proposals and from the current context; the lowest
-            scoring loss wins, so a round never leaves the run worse than plain continuation on the
-            scoring split), ``none`` (the LLM observes, nothing restarts).
-        probe_steps, probe_top: P and M for ``probe``.
+        restart: ``first`` (first valid proposal, unscored choice), ``best`` (best scored proposal,
+            whatever it costs), ``margin`` (the best scored proposal only when its scoring loss as loaded is
+            at most ``restart_margin`` above the context's, else the context stays), ``trust`` (the
+            context moves toward the best proposal by the largest of 1, 1/2, 1/4 of the way that scores
+            within ``restart_margin``), ``probe`` (P steps from each of the top-M proposals and from the
+            current context; the lowest scoring loss wins, so a round never leaves the run worse than
+            plain continuation on the scoring split), ``none`` (the LLM observes, nothing restarts).
+            The rules are in :mod:`catalyst_nb.optim.restart_rule`.
+        restart_margin: relative scoring-loss margin of ``margin`` and ``trust`` (0.05: up to 5 % above
+            the context's loss); other rules ignore it.
+        probe_steps, probe_top: P and M for ``probe`` (other rules ignore them).
         momentum: ``keep`` (paper) or ``reset`` at a restart.
         schedule: ``continue`` (paper) or ``rewarm`` at a restart.
         pool_size: how many of the best scored templates the pool keeps.
@@ -51,8 +59,9 @@ class CatalystConfig:
     sources: tuple[str, ...] = CANDIDATE_SOURCES
     variant_k: int = 3
     restart: str = "best"
-    probe_steps: int = 0
-    probe_top: int = 0
+    restart_margin: float = 0.05
+    probe_steps: int = 10
+    probe_top: int = 2
     momentum: str = "keep"
     schedule: str = "continue"
     pool_size: int = 20
@@ -68,8 +77,10 @@ class CatalystConfig:
             "sources": bool(self.sources) and all(s in CANDIDATE_SOURCES for s in self.sources),
             "variant_k": isinstance(self.variant_k, int) and self.variant_k >= 2,
             "restart": self.restart in RESTART_POLICIES,
-            "probe_steps": isinstance(self.probe_steps, int) and self.probe_steps >= 0,
-            "probe_top": isinstance(self.probe_top, int) and self.probe_top >= 0,
+            "restart_margin": (isinstance(self.restart_margin, (int, float)) and not isinstance(self.restart_margin, bool)
+                               and 0 <= self.restart_margin < float("inf")),
+            "probe_steps": isinstance(self.probe_steps, int) and self.probe_steps >= 1,
+            "probe_top": isinstance(self.probe_top, int) and self.probe_top >= 1,
             "momentum": self.momentum in ("keep", "reset"),
             "schedule": self.schedule in ("continue", "rewarm"),
             "pool_size": isinstance(self.pool_size, int) and self.pool_size >= 1,
@@ -79,12 +90,6 @@ class CatalystConfig:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError("; ".join(f"{k}={getattr(self, k)!r} is not allowed" for k in bad))
-        if self.restart == "probe":
-            if self.probe_steps < 1 or self.probe_top < 1:
-                raise ValueError(f"restart='probe' needs probe_steps >= 1 and probe_top >= 1, got "
-                                 f"probe_steps={self.probe_steps}, probe_top={self.probe_top}")
-        elif self.probe_steps or self.probe_top:
-            raise ValueError(f"probe_steps/probe_top are settings of restart='probe', not restart={self.restart!r}")
 
     def stage_length(self, total_steps: int) -> int:
         """Steps per stage for a budget, checked: R stages must leave steps for the last one."""
@@ -115,8 +120,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                              without_filler=True)},
     },
     "default": {
-        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="best",
-                         momentum="keep", schedule="continue"),
+        # a restart only when the best proposal scores within 5 % of the context's loss (README: restarts
+        # that cannot wreck a run)
+        "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="margin",
+                         restart_margin=0.05, momentum="keep", schedule="continue"),
         # completion (base) models: one caption-like line per call, 8 calls; chat models: a list of 3
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
                                    max_tokens=24),
@@ -138,8 +145,6 @@ def resolve_config(preset: str, overrides: Mapping[str, Any], *, steps_per_epoch
     if base.get("stage_steps") == -1:
         base["stage_steps"] = steps_per_epoch
     merged = {**base, **overrides}
-    if merged.get("restart", "best") != "probe" and "restart" in overrides:
-        merged.setdefault("probe_steps", 0)
     return replace(CatalystConfig(), **merged)
 
 

@@ -169,6 +169,13 @@ class Decision(RoundEvent):
     template: str | None
     edited_from: str | None = None
     probe: Mapping[str, float] | None = None
+    # the evidence (see optim.restart_rule): the context's scoring scores next to the weighed proposal's,
+    # the rule's (or the person's) reason, and how far a restart moves the context toward the proposal
+    current: Mapping[str, float] | None = None
+    proposal_id: str | None = None
+    proposal: Mapping[str, float] | None = None
+    reason: str = ""
+    move: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +189,7 @@ class Restart(RoundEvent):
     report: Mapping[str, Any]
     scoring_before: Mapping[str, float]
     scoring_after: Mapping[str, float]
+    move: float = 1.0  # 1: the context is the proposal; below 1, a trust-region step toward it
     probe_steps_adopted: int = 0
 
 
@@ -207,6 +215,8 @@ class AwaitingApproval(RoundEvent):
         policy: the restart policy that made the recommendation.
         probe: for ``restart="probe"``, the scoring loss reached by each probed branch (id -> loss;
             ``"current"`` for plain continuation).
+        reason: the restart rule's reason for its recommendation, with the numbers that decided
+            (e.g. what the recommended restart costs on the scoring split).
     """
 
     kind: ClassVar[str] = "awaiting"
@@ -219,6 +229,7 @@ class AwaitingApproval(RoundEvent):
     dropped: tuple[tuple[str, str], ...]
     policy: str
     probe: Mapping[str, float] | None = None
+    reason: str = ""
 
     def rank(self, candidate_id: str) -> int:
         """1-based rank of a proposal (1 = best scored)."""

@@ -39,7 +39,7 @@ from typing import Any, Mapping
 from catalyst_nb.keys import check_known_keys
 from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
 
-__all__ = ["METHODS", "RunConfig", "GradientSettings", "CatalystSettings", "LLMSettings", "FLAT_KEYS", "load_toml"]
+__all__ = ["METHODS", "RESTART_POLICIES", "RunConfig", "GradientSettings", "CatalystSettings", "LLMSettings", "FLAT_KEYS", "load_toml"]
 
 METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts", "random-edits")
 # local LLM servers a run starts itself: the embedded Gemma 3 270M base model, the Qwen2.5 1.5B chat model
@@ -69,7 +69,9 @@ class CatalystSettings:
     """The catalyst's layout: a preset, with the rounds and the restart policy on top.
 
     ``rounds`` also sets the restart points of ``projection-restarts`` and the evaluation points of CoOp;
-    ``restart=None`` keeps the preset's policy; ``probe_steps``/``probe_top`` are ``restart="probe"``'s.
+    ``restart=None`` keeps the preset's rule (see :mod:`catalyst_nb.optim.restart_rule`);
+    ``restart_margin`` is the relative scoring-loss margin of ``margin`` and ``trust``;
+    ``probe_steps``/``probe_top`` (steps per branch, proposals probed) are ``probe``'s.
     ``approval`` says who decides each restart: ``auto`` (the policy) or ``human`` (a headless run waits
     in its folder for ``catalyst-nb approve`` or a notebook attached to it; a notebook's own run returns
     and the approval panel decides); ``approval_timeout`` (seconds, headless) takes the policy's
@@ -79,8 +81,9 @@ class CatalystSettings:
     preset: str = "default"
     rounds: int = 3
     restart: str | None = None
-    probe_steps: int = 0
-    probe_top: int = 0
+    restart_margin: float = 0.05
+    probe_steps: int = 10
+    probe_top: int = 2
     approval: str = "auto"
     approval_timeout: float | None = None
 
@@ -221,8 +224,10 @@ class RunConfig:
         need(c.preset in ("default", "paper"), "preset", c.preset, "is not 'default' or 'paper'")
         count("rounds", c.rounds, 0)
         need(c.restart in (None, *RESTART_POLICIES), "restart", c.restart, f"is not one of {list(RESTART_POLICIES)}")
-        count("probe_steps", c.probe_steps, 0)
-        count("probe_top", c.probe_top, 0)
+        need(isinstance(c.restart_margin, (int, float)) and not isinstance(c.restart_margin, bool)
+             and 0 <= c.restart_margin < math.inf, "restart_margin", c.restart_margin, "must be a finite number >= 0")
+        count("probe_steps", c.probe_steps, 1)
+        count("probe_top", c.probe_top, 1)
         need(c.approval in ("auto", "human"), "approval", c.approval, "must be 'auto' or 'human'")
         if c.approval == "human" and self.method not in ("catalyst", "projection-restarts", "random-edits"):
             problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts, random-edits), "

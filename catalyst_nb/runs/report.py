@@ -12,11 +12,12 @@ import html
 from typing import Any, Mapping
 
 from catalyst_nb.optim.events import stage_end_rows
+from catalyst_nb.optim.restart_rule import cost_text
 from catalyst_nb.plotly_script import page_head, script_for
 from catalyst_nb.runs.folder import RunFolder
 from catalyst_nb.state_io import atomic_write_text
 
-__all__ = ["report_data", "write_report"]
+__all__ = ["decision_evidence", "report_data", "write_report"]
 
 
 def report_data(events: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -35,7 +36,35 @@ def report_data(events: list[Mapping[str, Any]]) -> dict[str, Any]:
         "restarts": [{"step": e["step"], "template": e["data"]["template"]} for e in rounds if e["kind"] == "restart"],
         "skipped": [{"round": e["round"], "reason": e["data"]["reason"]} for e in rounds if e["kind"] == "skipped"],
         "proposals": [{**p, "chosen": p["id"] in chosen} for p in proposals],
+        "decisions": [{"round": e["round"], "step": e["step"], **decision_evidence(e["data"])}
+                      for e in rounds if e["kind"] == "decision"],
     }
+
+
+def decision_evidence(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a decision weighed: the context's and the proposal's scoring scores, the cost, the reason."""
+    current, proposal = data.get("current"), data.get("proposal")
+    return {"chosen": data.get("chosen"), "template": data.get("template"), "decider": data.get("decider"),
+            "policy": data.get("policy"), "current": current, "proposal": proposal,
+            "proposal_id": data.get("proposal_id"), "reason": data.get("reason", ""),
+            "cost": cost_text(current, proposal) if current and proposal else ""}
+
+
+def _decisions_table(rows: list[Mapping[str, Any]]) -> str:
+    head = ("<tr><th>round</th><th>step</th><th>decision</th><th>context: accuracy / loss</th>"
+            "<th>proposal: accuracy / loss</th><th>cost</th><th>reason</th></tr>")
+
+    def pair(s: Any) -> str:
+        return "–" if not s else f"{100 * s['accuracy']:.2f} % / {s['loss']:.4f}"
+
+    body = "".join(
+        f"<tr><td>{r['round']}</td><td>{r['step']}</td>"
+        f"<td>{html.escape('restart from ' + str(r['template'])) if r['chosen'] else 'context kept'}"
+        f" ({html.escape(str(r['decider']))})</td><td>{pair(r['current'])}</td><td>{pair(r['proposal'])}</td>"
+        f"<td>{html.escape(r['cost'])}</td><td>{html.escape(str(r['reason']))}</td></tr>"
+        for r in rows
+    )
+    return f"<table>{head}{body}</table>"
 
 
 def _table(rows: list[Mapping[str, Any]]) -> str:
@@ -91,6 +120,8 @@ def write_report(folder: RunFolder, summary: Mapping[str, Any]) -> None:
         acc.to_html(full_html=False, include_plotlyjs=False),
         loss.to_html(full_html=False, include_plotlyjs=False),
     ]
+    if data["decisions"]:
+        parts += ["<h2>Decisions</h2>", _decisions_table(data["decisions"])]
     if data["proposals"]:
         parts += ["<h2>Proposals</h2>", _table(data["proposals"])]
     if data["skipped"]:

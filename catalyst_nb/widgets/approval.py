@@ -15,7 +15,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["RestartApproval", "preview_html"]
+from catalyst_nb.optim.restart_rule import cost_text
+
+__all__ = ["RestartApproval", "decision_html", "preview_html"]
 
 _esc = html.escape
 
@@ -35,6 +37,23 @@ def preview_html(report: Any) -> str:
     if report.ignored_text:
         parts.append(f"ignored (no slot): <code>{_esc(report.ignored_text)}</code>")
     return "<div class='catalyst-preview'>" + " · ".join(parts) + "</div>"
+
+
+def decision_html(data: Any) -> str:
+    """A decision event's evidence as escaped HTML: the context's and the weighed proposal's scoring
+    accuracy and loss side by side, what the restart costs, and the rule's reason."""
+    current, proposal = data.get("current"), data.get("proposal")
+    parts = []
+    if current:
+        parts.append(f"context: accuracy {_fmt(current.get('accuracy'), '.3f')}, loss {_fmt(current.get('loss'))}")
+    if proposal:
+        parts.append(f"proposal {_esc(str(data.get('proposal_id')))}: accuracy {_fmt(proposal.get('accuracy'), '.3f')}, "
+                     f"loss {_fmt(proposal.get('loss'))}")
+    if current and proposal:
+        parts.append(f"<b>{_esc(cost_text(current, proposal))}</b>")
+    if data.get("reason"):
+        parts.append(f"<i>{_esc(str(data['reason']))}</i>")
+    return "<div class='catalyst-decision'>" + " · ".join(parts) + "</div>"
 
 
 class RestartApproval:
@@ -65,6 +84,7 @@ class RestartApproval:
             f"<div>current soft prompt on the scoring split: loss {_fmt(a.current.get('loss'))}, "
             f"accuracy {_fmt(a.current.get('accuracy'), '.3f')} · "
             f"recommended: <b>{_esc(self._recommended_text())}</b></div>"
+            f"{self._cost_html()}"
         )
         self.table = w.HTML(self._table_html())
         self.editors: list[Any] = []
@@ -117,19 +137,36 @@ class RestartApproval:
         cand = next((c for c in self.awaiting.proposals if c.id == rec), None)
         return rec if cand is None else f"#{self.awaiting.proposals.index(cand) + 1} {cand.template}"
 
+    def _cost_html(self) -> str:
+        """What the best proposal would cost against the context, and the rule's reason."""
+        a = self.awaiting
+        scored = [c for c in a.proposals if c.loss is not None and c.accuracy is not None]
+        rec = next((c for c in scored if c.id == a.recommended), scored[0] if scored else None)
+        data = {"current": dict(a.current), "reason": getattr(a, "reason", ""),
+                "proposal_id": rec.id if rec else None,
+                "proposal": {"loss": rec.loss, "accuracy": rec.accuracy} if rec else None}
+        return decision_html(data)
+
     def _table_html(self) -> str:
         head = ("<tr><th>rank</th><th>template</th><th>source</th><th>scoring loss</th>"
-                "<th>scoring accuracy</th><th>as loaded</th><th></th></tr>")
+                "<th>scoring accuracy</th><th>against the context</th><th>as loaded</th><th></th></tr>")
         rows = []
         for rank, c in enumerate(self.awaiting.proposals, start=1):
             source = getattr(c.source, "value", c.source)
             mark = "★ recommended" if c.id == self.awaiting.recommended else ""
             rows.append(
                 f"<tr><td>{rank}</td><td><code>{_esc(c.template)}</code></td><td>{_esc(str(source))}</td>"
-                f"<td>{_fmt(c.loss)}</td><td>{_fmt(c.accuracy, '.3f')}</td>"
+                f"<td>{_fmt(c.loss)}</td><td>{_fmt(c.accuracy, '.3f')}</td><td>{self._points(c)}</td>"
                 f"<td><code>{_esc(str(c.loaded or ''))}</code></td><td>{mark}</td></tr>"
             )
         return f"<table class='catalyst-proposals'>{head}{''.join(rows)}</table>"
+
+    def _points(self, cand: Any) -> str:
+        """Scoring-accuracy points a restart from ``cand`` gains (+) or costs (−) against the context."""
+        now = self.awaiting.current.get("accuracy")
+        if cand.accuracy is None or now is None:
+            return "–"
+        return f"{100 * (cand.accuracy - now):+.1f} points"
 
     def _dropped_html(self) -> str:
         if not self.awaiting.dropped:
@@ -205,9 +242,10 @@ class RestartApproval:
                          if getattr(e, "kind", None) == "decision" and e.round == self.awaiting.round), None)
         template = decision.data.get("template") if decision is not None else self.outcome["text"]
         action = _esc(self.outcome["action"])
+        evidence = decision_html(decision.data) if decision is not None else ""
         if template is None:
             return (f"<div class='catalyst-outcome'><b>{action}</b>: no restart; "
-                    "the current context continues</div>")
+                    f"the current context continues</div>{evidence}")
         loaded = ""
         try:
             loaded = " (context will hold " + " ".join(
@@ -215,7 +253,7 @@ class RestartApproval:
         except ValueError:
             pass
         return (f"<div class='catalyst-outcome'><b>{action}</b>: the next step restarts from "
-                f"<code class='catalyst-chosen'>{_esc(template)}</code>{loaded}</div>")
+                f"<code class='catalyst-chosen'>{_esc(template)}</code>{loaded}</div>{evidence}")
 
     def _disable(self) -> None:
         for widget in (*self.editors, *self.approve_buttons, self.reject_button, self.own_text, self.own_button):

@@ -2,9 +2,10 @@
 accuracy per stage, all following the same optimizer."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
-from catalyst_nb.widgets.approval import RestartApproval
+from catalyst_nb.widgets.approval import RestartApproval, decision_html
 from catalyst_nb.widgets.inspector import TrajectoryInspector
 from catalyst_nb.widgets.stage_accuracy import StageAccuracy
 
@@ -28,7 +29,8 @@ class Dashboard:
         self.approval: RestartApproval | None = None
         self.stages = StageAccuracy(optimizer) if hasattr(optimizer, "events") else None
         self.approval_box = w.VBox()
-        parts = [self.inspector.widget, self.approval_box]
+        self.decisions = w.HTML()  # every decision with its evidence (scores and the rule's reason)
+        parts = [self.inspector.widget, self.approval_box, self.decisions]
         if self.stages is not None:
             parts.append(self.stages.widget)
         self.widget = w.VBox(parts)
@@ -55,7 +57,13 @@ class Dashboard:
             self.stages.detach()
 
     def refresh(self) -> None:
-        """Show a new approval panel if the optimizer waits for a decision this panel does not cover."""
+        """Show a new approval panel if the optimizer waits for a decision this panel does not cover,
+        and every decision taken so far with the scores and the reason behind it."""
+        rows = [f"<li>round {e.round} (step {e.step}): "
+                f"{'restart from ' + html.escape(str(e.data.get('template'))) if e.data.get('chosen') else 'context kept'}"
+                f"{decision_html(e.data)}</li>"
+                for e in getattr(self.optimizer, "events", ()) if getattr(e, "kind", None) == "decision"]
+        self.decisions.value = f"<b>Decisions</b><ul>{''.join(rows)}</ul>" if rows else ""
         awaiting = getattr(self.optimizer, "awaiting", None)
         if awaiting is not None and (self.approval is None or self.approval.awaiting is not awaiting):
             self.approval = RestartApproval(self.optimizer, awaiting)

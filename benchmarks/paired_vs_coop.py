@@ -1,0 +1,78 @@
+"""Paired differences against CoOp, per seed, from a restart-rules sweep folder (finished cells only).
+
+Each cell folder is named ``<rule>-n<K>__<shots>shot__seed<S>`` (see ``benchmarks/restart_rules.toml``);
+a rule's cell is paired with ``coop-n<K>`` at the same shots and seed.  For each (rule, n_ctx, shots)
+it prints the mean paired difference in test accuracy (points), its 95 % paired-t interval, wins / ties
+/ losses, and the restarts the rule took, as a markdown table.
+
+    python benchmarks/paired_vs_coop.py runs/sweeps/restart_rules [--rules margin,best]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from scipy import stats
+
+_CELL = re.compile(r"^(?P<rule>.+)-n(?P<n>\d+)__(?:.+__)?(?P<shots>\d+)shot__seed(?P<seed>\d+)$")
+
+
+def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two-sided paired-t interval of ``diffs`` (one difference per seed)."""
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def read_cells(folder: Path) -> dict[tuple[str, int, int, int], dict]:
+    out = {}
+    for summary in sorted((folder / "cells").glob("*/summary.json")):
+        m = _CELL.match(summary.parent.name)
+        if m is None:
+            continue
+        s = json.loads(summary.read_text())
+        if s.get("status", "done") != "done" or s.get("test_accuracy") is None:
+            continue
+        out[(m["rule"], int(m["n"]), int(m["shots"]), int(m["seed"]))] = s
+    return out
+
+
+def table(cells: dict[tuple[str, int, int, int], dict], rules: list[str] | None = None) -> str:
+    groups: dict[tuple[str, int, int], list[tuple[int, float, int]]] = defaultdict(list)
+    for (rule, n, shots, seed), s in cells.items():
+        coop = cells.get(("coop", n, shots, seed))
+        if rule == "coop" or coop is None or (rules and rule not in rules):
+            continue
+        diff = 100 * (s["test_accuracy"] - coop["test_accuracy"])
+        groups[(rule, n, shots)].append((seed, diff, len(s.get("restarts") or [])))
+    lines = ["| rule | n_ctx | shots | seeds | mean paired diff (points) | 95 % CI | wins / ties / losses | restarts taken |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (rule, n, shots) in sorted(groups, key=lambda g: (g[0], g[1], g[2])):
+        rows = sorted(groups[(rule, n, shots)])
+        diffs = [d for _, d, _ in rows]
+        mean, lo, hi = paired_interval(diffs)
+        w = sum(d > 0.005 for d in diffs)
+        t = sum(abs(d) <= 0.005 for d in diffs)
+        ci = "–" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
+        lines.append(f"| {rule} | {n} | {shots} | {len(rows)} | {mean:+.2f} | {ci} | {w} / {t} / {len(diffs) - w - t} "
+                     f"| {sum(r for _, _, r in rows)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--rules", default="", help="comma-separated rule labels (default: all)")
+    args = parser.parse_args()
+    print(table(read_cells(args.folder), [r for r in args.rules.split(",") if r] or None))
+
+
+if __name__ == "__main__":
+    main()
