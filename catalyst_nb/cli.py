@@ -126,8 +126,10 @@ def check_tune_args(args: argparse.Namespace) -> None:
             "--overwrite to replace it, or choose another folder"
         )
     # these need torch (and open_clip's config list), still without loading any weights
-    from catalyst_nb.backbone import context_length_of
+    from catalyst_nb.backbone import check_model, context_length_of
     from catalyst_nb.devices import resolve_device
+
+    check_model(args.model, None if args.pretrained.lower() == "none" else args.pretrained)
 
     if args.n_ctx is not None:
         limit = context_length_of(args.model)
@@ -153,6 +155,12 @@ def _datasets(args):
 def run_tune(args) -> dict:
     """Check the arguments, then tune, saving state every tenth of the run; returns the summary."""
     check_tune_args(args)
+    out = Path(args.out)
+    if args.resume and (out / "summary.json").is_file():  # finished: report it, do not run (or rewrite) it again
+        try:
+            return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--resume: {out / 'summary.json'} is damaged ({exc})") from None
     import torch
 
     from catalyst_nb.backbone import load_clip
@@ -164,7 +172,6 @@ def run_tune(args) -> dict:
     from catalyst_nb.threads import configure_torch_threads
 
     configure_torch_threads()  # the CPUs this process may use, not the machine's (CATALYST_NB_THREADS overrides)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.overwrite:  # asked for: the old run goes before the new one writes anything
         for name in RUN_FILES:
@@ -212,10 +219,48 @@ def run_tune(args) -> dict:
     return summary
 
 
+# The library's typed errors that a user causes and can fix (a bad argument, a damaged or busy folder, an
+# unknown model, missing data): ``main`` prints them as ``error: ...`` with exit code 2.  Anything else is
+# a bug and keeps its traceback.  Listed by module so that the error path imports nothing: an exception of
+# a class whose module was never imported cannot have been raised.
+_USER_ERRORS = {
+    "catalyst_nb.cli": ("UsageError",),
+    "catalyst_nb.runs.folder": ("RunFolderError",),
+    "catalyst_nb.runs.lock": ("FolderBusyError",),
+    "catalyst_nb.runs.preflight": ("RunInputError",),
+    "catalyst_nb.state_io": ("StateFileError",),
+    "catalyst_nb.llm.cassette": ("CassetteFileError",),
+    "catalyst_nb.backbone": ("ModelNotFoundError", "WeightsUnavailableError", "WeightsIntegrityError"),
+    "catalyst_nb.data.errors": ("DatasetNotFoundError", "CorruptImageError", "CorruptDataError"),
+    "catalyst_nb.templates": ("TemplateError",),
+    "catalyst_nb.sweeps.config": ("SweepConfigError",),
+    "catalyst_nb.sweeps.folder": ("SweepFolderError",),
+    "catalyst_nb.sweeps.ray_executor": ("RayAddressError",),
+}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The classes of :data:`_USER_ERRORS` whose modules are loaded (see there why only those)."""
+    found: list[type[BaseException]] = []
+    for module_name, names in _USER_ERRORS.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.extend(getattr(module, name) for name in names)
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args, parser)
+    except user_errors() as exc:  # evaluated only when an exception arrives, so every loaded class counts
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "run":
         from catalyst_nb.runs.cli import run_command
 
@@ -229,13 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve_main(args.server_args)
     if args.command == "tune":
-        from catalyst_nb.state_io import StateFileError
-
         try:
             s = run_tune(args)
-        except (UsageError, StateFileError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         except ValueError as exc:  # refused input found once the model and data are loaded
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -66,6 +66,7 @@ class RunConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self)
         problems = []
 
         def need(ok: bool, key: str, why: str) -> None:
@@ -79,7 +80,7 @@ class RunConfig:
             need(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "must be an int >= 1")
         need(isinstance(self.rounds, int) and self.rounds >= 0, "rounds", "must be an int >= 0")
         need(isinstance(self.seed, int), "seed", "must be an int")
-        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
         need(self.n_ctx <= 60 if isinstance(self.n_ctx, int) else False, "n_ctx", "must be <= 60 (the text tower's length)")
         need(self.restart in (None, "first", "best", "probe", "none"), "restart", "is not first/best/probe/none")
         need(self.llm in ("local", "none") or str(self.llm).startswith(("http://", "https://")), "llm",
@@ -114,12 +115,39 @@ class RunConfig:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
+# what each annotation accepts; a bool is refused where a number is expected (TOML ``shots = true`` is a
+# mistake, and Python would count it as 1)
+_ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "a string"), "str | None": ((str, type(None)), "a string"),
+    "int": ((int,), "an integer"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+}
+
+
+def _check_types(config: RunConfig) -> None:
+    """Every setting of the type its field declares, checked before any value is compared."""
+    problems = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        accepted, what = _ACCEPTS[str(f.type)]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            problems.append(f"{f.name}={value!r} must be {what}, not {type(value).__name__}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML file's table as a dict; unreadable or invalid files raise ``ValueError`` naming the file."""
+    name = os.fspath(path)
     try:
         with open(Path(path), "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ValueError(f"config file {os.fspath(path)} does not exist") from None
+        raise ValueError(f"config file {name} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {name} is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {name} is not a text file ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {os.fspath(path)} is not valid TOML: {exc}") from None
+        raise ValueError(f"config file {name} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config file {name} cannot be read ({exc.strerror or exc})") from None

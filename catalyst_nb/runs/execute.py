@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from catalyst_nb.runs.config import RunConfig
-from catalyst_nb.runs.folder import RunFolder, RunFolderError
+from catalyst_nb.runs.folder import RunFolder, RunFolderError, claim_folder
+from catalyst_nb.runs.preflight import check_run_inputs
 
 __all__ = ["execute", "RunFolderError"]
 
@@ -49,18 +50,22 @@ def execute(
     """Run ``config`` into ``run_dir`` (or continue it with ``resume``) and return the summary.
 
     The folder is checked before any model loads: a fresh run into a folder that holds a run is refused
-    unless ``overwrite``; ``resume`` of a folder without a run, or made with other settings, is refused
-    with every difference named.  ``llm_client`` replaces the client the config names (a sweep passes
-    one shared server).  A run that finished already returns its saved summary.
+    unless ``overwrite``; ``resume`` of a folder without a run, or made with other settings, or that
+    cannot be continued as it is (see :mod:`catalyst_nb.runs.folder`), is refused with what is wrong
+    named; a folder another process is writing is refused (:class:`~catalyst_nb.runs.lock.FolderBusyError`).
+    ``llm_client`` replaces the client the config names (a sweep passes one shared server).  A run that finished already returns its saved summary.
     """
     started = time.perf_counter()
-    if resume:
-        folder = RunFolder.for_resume(run_dir, config)
-        if folder.is_finished():
+    check_run_inputs(config)  # a typo in the model or the device is refused before the folder is touched
+    with claim_folder(run_dir, config, resume=resume, overwrite=overwrite) as folder:  # one writer at a time
+        if resume and folder.is_finished():
             return folder.read_summary()
-    else:
-        folder = RunFolder.create(run_dir, config, overwrite=overwrite)
+        return _run(config, folder, started, resume=resume, progress=progress, llm_client=llm_client,
+                    on_event=on_event)
 
+
+def _run(config: RunConfig, folder: RunFolder, started: float, *, resume: bool, progress: bool, llm_client: Any,
+         on_event: UnitCallback | None) -> dict[str, Any]:
     from catalyst_nb.runs.setup import build_context, fingerprint, open_llm_client
     from catalyst_nb.threads import configure_torch_threads
 
@@ -144,7 +149,7 @@ def _llm_only(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     n_events = 0
     if resume and folder.state_file.exists():
         state, n_events = folder.load_state()
-        opt.load_state_dict(state["llm"])
+        folder.restore(opt.load_state_dict, state["llm"])
         folder.truncate_events(n_events)
     else:
         first = evaluate_templates(ctx.clip, start, ctx.scoring)
@@ -159,7 +164,8 @@ def _llm_only(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
             new = opt.ask(opt.scored, round=r)
             opt.tell({p.id: raw_score(p.template) for p in new})
             event = {"type": "round", "kind": "proposals", "round": r, "step": 0,
-                     "data": {"proposals": [opt.get(p.id).to_dict() for p in new]}, "seconds": 0.0}
+                     "data": {"proposals": [opt.get(p.id).to_dict() for p in new], "n_calls": opt.rounds[-1].n_calls},
+                     "seconds": 0.0}
         except LLMError as exc:
             event = {"type": "round", "kind": "skipped", "round": r, "step": 0,
                      "data": {"reason": f"LLM error: {type(exc).__name__}: {exc}"}, "seconds": 0.0}
@@ -206,7 +212,7 @@ def _gradient(config: RunConfig, ctx: Any, folder: RunFolder, client: Any, *, re
     n_events = 0
     if resume and folder.state_file.exists():
         state, n_events = folder.load_state()
-        opt.load_state_dict(state["optimizer"])
+        folder.restore(opt.load_state_dict, state["optimizer"])
         folder.truncate_events(n_events)
     bar = None
     if progress:
