@@ -157,6 +157,9 @@ def run_tune(args) -> dict:
     check_tune_args(args)
     out = Path(args.out)
     if args.resume and (out / "summary.json").is_file():  # finished: report it, do not run (or rewrite) it again
+        from catalyst_nb.state_io import load_state
+
+        load_state(out / "state.pt")  # still checked: a damaged folder is named, not reported as fine
         try:
             return json.loads((out / "summary.json").read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -126,3 +126,44 @@ def test_a_run_that_fails_to_start_leaves_the_folder_free(tmp_path, capsys):
     assert "context length" in capsys.readouterr().err
     assert not out.exists() or list(out.iterdir()) == []
     assert main(_args(out)) == 0
+
+
+def test_tune_resume_of_a_finished_run_leaves_its_summary_as_it_was(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_args(out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(_args(out, "--resume")) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # summary.json (its seconds) included
+    assert "CoOp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("raised, code", [
+    ("RunFolderError", 2), ("FolderBusyError", 2), ("StateFileError", 2), ("CassetteFileError", 2),
+    ("ModelNotFoundError", 2), ("KeyError", None), ("ValueError", None),
+])
+def test_main_prints_the_librarys_typed_errors_and_lets_bugs_through(monkeypatch, capsys, tmp_path, raised, code):
+    """One place turns user-caused failures into ``error:`` lines; any other exception is a bug and is raised."""
+    import catalyst_nb.runs.cli as runs_cli
+    from catalyst_nb.backbone import ModelNotFoundError
+    from catalyst_nb.llm.cassette import CassetteFileError
+    from catalyst_nb.runs.folder import RunFolderError
+    from catalyst_nb.runs.lock import FolderBusyError
+    from catalyst_nb.state_io import StateFileError
+
+    errors = {"RunFolderError": RunFolderError("run/events.jsonl:3 is damaged"),
+              "FolderBusyError": FolderBusyError(tmp_path, 123), "StateFileError": StateFileError("run/state.pt", "bad"),
+              "CassetteFileError": CassetteFileError("cassette run/llm_cassette.json is not JSON"),
+              "ModelNotFoundError": ModelNotFoundError("unknown model 'x'"), "KeyError": KeyError("bug"),
+              "ValueError": ValueError("a bug, not a refusal")}
+
+    def fail(*args, **kwargs):
+        raise errors[raised]
+
+    monkeypatch.setattr(runs_cli, "run_command", fail)
+    if code is None:
+        with pytest.raises(type(errors[raised])):
+            main(["run"])
+        return
+    assert main(["run"]) == code
+    err = capsys.readouterr().err
+    assert err == f"error: {errors[raised]}\n"

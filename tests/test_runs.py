@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
-from catalyst_nb.state_io import load_state
+from catalyst_nb.state_io import load_state, save_state
 
 ROOT = Path(__file__).resolve().parents[1]
 LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
@@ -167,6 +167,11 @@ def test_resume_refusals_name_what_is_wrong(tmp_path):
     cfg_json = json.loads((folder / "config.json").read_text())
     cfg_json["fingerprint"]["train"] = "another"
     (folder / "config.json").write_text(json.dumps(cfg_json))
+    with pytest.raises(RunFolderError, match=r"config.json: the fingerprint differs .* \(in \['train'\]\); was config.json edited"):
+        execute(cfg, folder, resume=True, progress=False)  # config.json no longer says what the state ran on
+    state = load_state(folder / "state.pt")
+    state["fingerprint"]["train"] = "another"
+    save_state(folder / "state.pt", state)  # both say "another": the run was made on other data
     with pytest.raises(RunFolderError, match=r"another model or other data \(differs in \['train'\]\)"):
         execute(cfg, folder, resume=True, progress=False)
 

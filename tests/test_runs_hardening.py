@@ -446,3 +446,25 @@ def test_skipped_rounds_are_in_the_folder_as_in_the_summary(tmp_path):
     assert record.summary["llm"]["skipped"] == 2
     report = (folder / "report.html").read_text()
     assert report.count("no usable template in the LLM&#x27;s reply") == 2
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+def test_a_sweep_cell_whose_summary_was_deleted_is_finished_again(tmp_path):
+    from catalyst_nb.sweeps import SweepConfig, run_sweep
+
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "one"}, "defaults": {**{k: v for k, v in TINY.items() if k not in ("pretrained", "shots")},
+                                              "pretrained": "none", "llm": "none"},
+        "grid": {"data": ["embedded"], "shots": [2], "seed": [1]}, "methods": {"coop": {"method": "coop"}},
+    })
+    out = tmp_path / "sweep"
+    first = run_sweep(config, out, progress=False)
+    (cell,) = (out / "cells").iterdir()
+    summary = json.loads((cell / "summary.json").read_text())
+    (cell / "summary.json").unlink()
+    again = run_sweep(config, out, progress=False)
+    assert (again.ran, again.skipped, again.failed) == (1, 0, 0)
+    record = load_run(cell)
+    assert record.finished and record.summary["test_accuracy"] == summary["test_accuracy"]
+    assert [r["test_accuracy"] for r in again.rows] == [r["test_accuracy"] for r in first.rows]

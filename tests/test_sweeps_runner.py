@@ -153,3 +153,14 @@ def test_worker_processes_give_the_same_table(tmp_path):
 def test_jobs_must_be_positive():
     with pytest.raises(ValueError, match="jobs must be an int >= 1, got 0"):
         LocalExecutor(jobs=0)
+
+
+def test_a_cell_whose_summary_was_deleted_is_resumed_not_counted_done(tmp_path, executor):
+    out = tmp_path / "sweep"
+    run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    cell = out / "cells" / "coop__embedded__4shot__seed2"
+    (cell / "summary.json").unlink()  # outcome.json still says done
+    again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (again.ran, again.skipped) == (1, 17)
+    assert _calls(out, "coop__embedded__4shot__seed2")[-1]["resume"] is True
+    assert json.loads((cell / "summary.json").read_text())["test_accuracy"] == pytest.approx(accuracy("coop", 4, 2))
