@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,39 +15,25 @@ import torch
 
 from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
 from catalyst_nb.state_io import load_state, save_state
+from completion_server import CompletionHandler, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
          "a bright photo of a {}", "a {} in a shop", "a worn {}", "a clean {}"]
 
 
-class _Deterministic(BaseHTTPRequestHandler):
+class _Deterministic(CompletionHandler):
     """An OpenAI-compatible completions endpoint whose reply is a function of the request alone."""
 
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def reply_text(self, body):
         digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
-        text = LINES[digest % len(LINES)]
-        data = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", "m"),
-                           "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):  # keep test output clean
-        pass
+        return LINES[digest % len(LINES)]
 
 
 @pytest.fixture(scope="module")
 def llm_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deterministic)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(_Deterministic) as url:
+        yield url
 
 
 def _config(**kw) -> RunConfig:

@@ -14,12 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from catalyst_nb.runs import RunConfig, RunFolderError, execute, load_run
+from completion_server import CompletionHandler, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(model="tiny-native", pretrained=None, shots=2, steps=18, rounds=2, n_ctx=4, batch_size=8, lr=0.5,
@@ -233,40 +233,27 @@ def test_a_run_that_fails_while_loading_leaves_nothing_behind(tmp_path, monkeypa
 
 # ------------------------------------------------------------------------------------------ one writer
 
-class _Gate(BaseHTTPRequestHandler):
+class _Gate(CompletionHandler):
     """A completions endpoint that holds every request until the test opens the gate."""
 
     gate = threading.Event()
     served = 0
 
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def reply_text(self, body):
         self.gate.wait(timeout=300)
         type(self).served += 1
-        text = TEMPLATES[type(self).served % len(TEMPLATES)]
-        data = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", "m"),
-                           "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        return TEMPLATES[type(self).served % len(TEMPLATES)]
 
 
 @pytest.fixture
 def gated_url():
     _Gate.gate.clear()
     _Gate.served = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    _Gate.gate.set()
-    server.shutdown()
+    try:
+        with serving(_Gate) as url:
+            yield url
+    finally:
+        _Gate.gate.set()
 
 
 def _start(tmp_path: Path, url: str, out: Path) -> subprocess.Popen:
