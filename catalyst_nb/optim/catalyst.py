@@ -48,7 +48,7 @@ __all__ = ["CatalystOptimizer"]
 log = logging.getLogger(__name__)
 
 _STATE_VERSION = 1
-_PHASES = ("stage", "stage_end", "candidates", "llm", "skip", "proposals", "decision", "restart", "done")
+_PHASES = ("stage", "stage_end", "candidates", "llm", "proposals", "decision", "restart", "done")
 
 Unit = StepRecord | RoundEvent | AwaitingApproval
 
@@ -313,13 +313,10 @@ class CatalystOptimizer:
         self._round_proposals = [p.id for p in new]
         event = self._emit("llm", data, started)
         if not new and self.config.restart_from == "proposals":
-            self._phase = "skip"  # the next unit is the skipped event, so that whoever records units sees it
+            self._skip("no usable template in the LLM's reply", time.perf_counter())
         else:
             self._phase = "proposals" if new else "decision"
         return event
-
-    def _do_skip(self) -> RoundEvent:
-        return self._skip("no usable template in the LLM's reply", time.perf_counter())
 
     def _do_proposals(self) -> RoundEvent:
         started = time.perf_counter()
