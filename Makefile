@@ -13,7 +13,7 @@ $(VENV)/.installed-test: pyproject.toml scripts/install.sh
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
-	HF_HUB_OFFLINE=1 $(PY) -m catalyst_nb run --compare coop --overwrite --out runs/demo
+	HF_HUB_OFFLINE=1 $(PY) -m catalyst_nb run --n-ctx 8 --compare coop --overwrite --out runs/demo
 
 test: $(VENV)/.installed-test
 	HF_HUB_OFFLINE=1 CATALYST_REQUIRE_LLM=1 CATALYST_REQUIRE_BROWSER=1 CATALYST_NB_SMOKE=1 \

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from catalyst_nb.llm import LocalLLMServer
-from catalyst_nb.runs import RunConfig, execute
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig
 
 VARIANTS = {
     "coop": dict(method="coop", llm="none"),

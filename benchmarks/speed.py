@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from catalyst_nb import FeatureSet, GradientPromptOptimizer, PromptLearner, load_clip
+from catalyst_nb import GradientPromptOptimizer, PromptLearner, load_clip
+from catalyst_nb.features import FeatureSet
 from catalyst_nb.optim.gradient import coop_learning_rate
 from catalyst_nb.template_scoring import encode_template_batch
 from catalyst_nb.threads import configure_torch_threads

@@ -58,7 +58,7 @@ def record(path: Path) -> list[str]:
         if cell.cell_type == "code":
             cell.source = REPLAY.sub(r'RecordingClient(_recording_server.completion_client(), path="\1")', cell.source)
     recording.cells.insert(0, nbformat.v4.new_code_cell(
-        "from catalyst_nb import LocalLLMServer, RecordingClient\n_recording_server = LocalLLMServer().start()"))
+        "from catalyst_nb.llm import LocalLLMServer, RecordingClient\n_recording_server = LocalLLMServer().start()"))
     recording.cells.append(nbformat.v4.new_code_cell("_recording_server.stop()"))
     for name in cassettes:
         (path.parent / name).unlink(missing_ok=True)

@@ -35,9 +35,9 @@ def fake_execute(config, run_dir, *, resume=False, overwrite=False, progress=Tru
     if fail == f"{config.method}:{config.shots}:{config.seed}":
         (run_dir / "state.pt").write_text("{}")  # an interrupted run leaves state behind
         raise RuntimeError(f"injected failure in {fail}")
-    acc = accuracy(config.method, config.shots, config.seed, config.lr)
+    acc = accuracy(config.method, config.shots, config.seed, config.gradient.lr)
     summary = {
-        "method": config.method, "preset": config.preset, "seed": config.seed, "shots": config.shots,
+        "method": config.method, "preset": config.catalyst.preset, "seed": config.seed, "shots": config.shots,
         "steps": config.steps, "test_accuracy": acc, "zero_shot_accuracy": accuracy("zero-shot", config.shots, config.seed),
         "seconds": 0.01, "status": "done", "stages": [],
         "llm": {"valid": 3, "chosen": 1, "calls": 3} if config.method in ("catalyst", "llm-only") else {"valid": 0, "chosen": 0, "calls": 0},

@@ -25,7 +25,7 @@ def test_readme_epoch_note_follows_coops_published_runs():
     flat = _flat(README)
     assert "50 epochs for 1–2 shots, 100 for 4 shots and 200 for 8–16 shots" in flat
     assert "CoOp defaults" not in flat
-    assert "--coop-schedule" in flat and 'schedule="epoch", drop_last=True' in flat
+    assert "--schedule epoch --drop-last true" in flat and 'schedule="epoch", drop_last=True' in flat
 
 
 def test_schedule_difference_is_documented_where_the_schedule_is_defined():

@@ -12,6 +12,27 @@ def test_every_exported_name_resolves():
         assert getattr(catalyst_nb, name) is not None, name
 
 
+def test_the_top_level_api_is_small_and_its_docstring_names_the_main_objects():
+    assert len(catalyst_nb.__all__) <= 30, sorted(catalyst_nb.__all__)
+    for name in ("Experiment", "RunConfig", "GradientPromptOptimizer", "LLMPromptOptimizer", "CatalystOptimizer"):
+        assert name in catalyst_nb.__all__ and name in catalyst_nb.__doc__, name
+    assert "whole API" not in catalyst_nb.__doc__  # the subpackages hold the rest
+
+
+def test_names_that_left_the_top_level_stay_reachable_in_their_subpackages():
+    import catalyst_nb.data
+    import catalyst_nb.llm
+    import catalyst_nb.optim
+    import catalyst_nb.runs
+
+    assert catalyst_nb.optim.RoundEvent and catalyst_nb.optim.CatalystConfig
+    assert catalyst_nb.llm.RecordingClient and catalyst_nb.llm.OpenAICompletionClient
+    assert catalyst_nb.data.split_base_new and catalyst_nb.runs.RunFolder
+    from catalyst_nb.experiment import execute
+
+    assert callable(execute)
+
+
 def test_unknown_attribute_is_an_attribute_error():
     try:
         catalyst_nb.no_such_name  # noqa: B018

@@ -1,7 +1,6 @@
 """Run folders and `catalyst-nb run`: exact resume after SIGKILL, refusals, damaged files, CLI errors."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -13,26 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, execute, load_run
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, load_run
 from catalyst_nb.state_io import load_state, save_state
-from completion_server import CompletionHandler, serving
+from deterministic_llm import deterministic_llm
 
 ROOT = Path(__file__).resolve().parents[1]
-LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
-         "a bright photo of a {}", "a {} in a shop", "a worn {}", "a clean {}"]
-
-
-class _Deterministic(CompletionHandler):
-    """An OpenAI-compatible completions endpoint whose reply is a function of the request alone."""
-
-    def reply_text(self, body):
-        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
-        return LINES[digest % len(LINES)]
 
 
 @pytest.fixture(scope="module")
 def llm_url():
-    with serving(_Deterministic) as url:
+    with deterministic_llm() as url:
         yield url
 
 

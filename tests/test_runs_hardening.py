@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from catalyst_nb.runs import RunConfig, RunFolderError, execute, load_run
-from completion_server import CompletionHandler, serving
+from catalyst_nb.experiment import execute
+from catalyst_nb.runs import RunConfig, RunFolderError, load_run
+from deterministic_llm import Deterministic, deterministic_llm
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(model="tiny-native", pretrained=None, shots=2, steps=18, rounds=2, n_ctx=4, batch_size=8, lr=0.5,
@@ -116,7 +117,8 @@ def _flip_state_bytes(folder: Path) -> None:
 
 def _edit_config(folder: Path, key: str, value) -> None:
     data = json.loads((folder / "config.json").read_text())
-    data["config"][key] = value
+    table, _, inner = key.rpartition(".")
+    (data["config"][table] if table else data["config"])[inner] = value
     (folder / "config.json").write_text(json.dumps(data))
 
 
@@ -131,8 +133,8 @@ def _edit_fingerprint(folder: Path) -> None:
     (_cut_to_half, [], ["events.jsonl:", "is damaged"]),
     (_four_lines_short, [], ["events.jsonl has", "the state expects"]),
     (_flip_state_bytes, [], ["state.pt", "checksum mismatch"]),
-    (lambda f: _edit_config(f, "lr", 0.1), ["--lr", "0.1"], ["config.json does not match", "state.pt",
-                                                             "lr: state 0.5, config.json 0.1"]),
+    (lambda f: _edit_config(f, "gradient.lr", 0.1), ["--lr", "0.1"],
+     ["config.json does not match", "state.pt", "gradient.lr: state 0.5, config.json 0.1"]),
     (lambda f: _edit_config(f, "steps", 30), ["--steps", "30"], ["config.json does not match", "steps: state 18"]),
     (_edit_fingerprint, [], ["config.json", "fingerprint differs", "train"]),
 ], ids=["events-cut-mid-line", "events-cut-to-half", "events-4-lines-short", "state-bytes-flipped",
@@ -213,12 +215,12 @@ def test_run_config_refuses_bools_and_strings_where_numbers_belong():
 
 def test_a_run_that_fails_while_loading_leaves_nothing_behind(tmp_path, monkeypatch):
     """Past the input checks (a checkpoint that is not one, say): the folder made for the run goes again."""
-    import catalyst_nb.runs.setup as setup
+    import catalyst_nb.experiment.build as build
 
     def broken(*args, **kwargs):
         raise OSError("the checkpoint could not be read")
 
-    monkeypatch.setattr(setup, "build_context", broken)
+    monkeypatch.setattr(build, "build_context", broken)
     out = tmp_path / "a" / "b" / "run"
     with pytest.raises(OSError):
         execute(RunConfig(method="coop", llm="none", **TINY), out, progress=False)
@@ -233,7 +235,7 @@ def test_a_run_that_fails_while_loading_leaves_nothing_behind(tmp_path, monkeypa
 
 # ------------------------------------------------------------------------------------------ one writer
 
-class _Gate(CompletionHandler):
+class _Gate(Deterministic):
     """A completions endpoint that holds every request until the test opens the gate."""
 
     gate = threading.Event()
@@ -250,7 +252,7 @@ def gated_url():
     _Gate.gate.clear()
     _Gate.served = 0
     try:
-        with serving(_Gate) as url:
+        with deterministic_llm(_Gate) as url:
             yield url
     finally:
         _Gate.gate.set()
@@ -329,7 +331,7 @@ def test_the_lock_names_its_holder_and_is_gone_after_the_run(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     with FolderLock(folder):
-        with pytest.raises(FolderBusyError, match=rf"in use by process {os.getpid()}"):
+        with pytest.raises(FolderBusyError, match=rf"in use by this process \(process {os.getpid()}\)"):
             FolderLock(folder).acquire()
         with pytest.raises(FolderBusyError):
             execute(RunConfig(method="coop", llm="none", **TINY), folder, progress=False)

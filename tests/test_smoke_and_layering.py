@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from catalyst_nb import smoke_budget, smoke_mode
+from catalyst_nb.smoke import smoke_budget, smoke_mode
 
 
 def test_smoke_budget_follows_the_environment(monkeypatch):

@@ -31,6 +31,7 @@ from catalyst_nb.features import FeatureSet
 from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.llm.client import LLMClient
 from catalyst_nb.llm.errors import LLMError
+from catalyst_nb.llm.examples import describe_task
 from catalyst_nb.llm.meta_prompt import TaskDescription
 from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
 from catalyst_nb.optim.approval import ApprovalPending, AwaitingApproval
@@ -117,7 +118,7 @@ class CatalystOptimizer:
         self.scorer = TemplateScorer(learner, scoring)
         self.scoring_key = scoring.key
         self.evaluation = evaluation.to(learner.ctx.device) if evaluation is not None else None
-        task = task or TaskDescription(dataset=train.name or "image classification", images="photos", classnames=learner.classnames)
+        task = task or describe_task(train.name, learner.classnames)  # the one rule the run layer uses too
         settings = llm_settings(preset, getattr(llm, "kind", "chat"), dict(llm_config or {}))
         self.uses_llm = llm is not None
         self.llm = LLMPromptOptimizer(llm if llm is not None else _NoLLM(), task=task,

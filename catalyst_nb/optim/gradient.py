@@ -13,7 +13,7 @@ Schedule and batching, compared with CoOp's code: by default the rate changes ev
 epoch being short.  CoOp steps its scheduler once per *epoch* (epoch 0 at the warm-up rate, then a cosine
 over epochs that never reaches 0) and drops the last partial batch, so 4 shots x 10 classes x 100 epochs
 at batch 32 are 100 updates in CoOp and 200 here.  ``schedule="epoch", drop_last=True`` (CLI:
-``--coop-schedule``) reproduces CoOp exactly (:func:`coop_epoch_learning_rate`).
+``--schedule epoch --drop-last true``) reproduces CoOp exactly (:func:`coop_epoch_learning_rate`).
 """
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""Runs as folders: one method, headless and resumable (``catalyst-nb run``), and reading them back.
+"""Runs as data and as folders: the run config (:class:`RunConfig`), the run folder a run writes as it goes
+(:class:`RunFolder`) and reading it back without a model (:func:`load_run`).
 
-Names are imported on first use, so that building the command line (which reads only the run config)
-does not import torch: a mistyped flag is reported in a fraction of a second.
+The runs themselves are built and driven by :class:`catalyst_nb.Experiment` (headless:
+:func:`catalyst_nb.experiment.execute`, ``catalyst-nb run``), one layer up.  Names are imported on first
+use, so that building the command line (which reads only the run config) does not import torch: a
+mistyped flag is reported in a fraction of a second.
 """
 from __future__ import annotations
 
@@ -9,9 +12,8 @@ from catalyst_nb.lazy import lazy_getattr
 
 _EXPORTS = {
     "METHODS": "catalyst_nb.runs.config", "RunConfig": "catalyst_nb.runs.config", "load_toml": "catalyst_nb.runs.config",
-    "execute": "catalyst_nb.runs.execute", "RunFolder": "catalyst_nb.runs.folder",
-    "RunFolderError": "catalyst_nb.runs.folder", "RunRecord": "catalyst_nb.runs.record",
-    "load_run": "catalyst_nb.runs.record",
+    "RunFolder": "catalyst_nb.runs.folder", "RunFolderError": "catalyst_nb.runs.folder",
+    "RunRecord": "catalyst_nb.runs.record", "load_run": "catalyst_nb.runs.record",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,26 +1,136 @@
-"""One run's settings as a frozen dataclass: the same keys in a TOML file, as CLI flags and in a sweep.
+"""One run's settings as data: a frozen config with ``[gradient]``, ``[catalyst]`` and ``[llm]`` tables.
 
-A run is fully described by its :class:`RunConfig` (plus the models and data it names), which is saved in
-its folder; ``--resume`` compares the saved config with the one given and names every difference, so a
-run is never continued with other settings by accident.
+A run is fully described by its :class:`RunConfig` (plus the models and data it names), the same in a
+notebook (:class:`~catalyst_nb.experiment.Experiment`), on the command line (``catalyst-nb run``, whose
+flat flags such as ``--lr`` name the tables' keys) and in a sweep cell.  It is saved in its run folder;
+``--resume`` compares the saved config with the one given and names every difference, so a run is never
+continued with other settings by accident.
+
+A TOML file holds the same shape::
+
+    method = "catalyst"
+    shots = 16
+    steps = 250
+
+    [gradient]
+    n_ctx = 4
+    ctx_init = "a photo of a"
+
+    [catalyst]
+    preset = "default"
+    rounds = 3
+
+    [llm]
+    source = "local"      # or an http(s):// URL of an OpenAI-compatible server, or "none"
+
+The tables' keys may also be given flat (``lr = 0.002``, ``rounds = 3``, ``llm = "local"``,
+``llm_kind``, ``llm_model``): that is how CLI flags, older files and sweep grids name them.  Every default
+is defined here, once: the notebook, the command line and the sweeps all start from these values.
 """
 from __future__ import annotations
 
 import math
 import os
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
 from catalyst_nb.keys import check_known_keys
 
-__all__ = ["METHODS", "RunConfig", "load_toml"]
+__all__ = ["METHODS", "RunConfig", "GradientSettings", "CatalystSettings", "LLMSettings", "FLAT_KEYS", "load_toml"]
 
 METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts")
 _DATA = ("embedded", "fashion-mnist")
+_RESTARTS = ("first", "best", "probe", "none")
 
 
 @dataclass(frozen=True)
+class GradientSettings:
+    """The soft prompt and its gradient descent (CoOp's values; ``n_ctx`` 4 from "a photo of a").
+
+    ``warmup_steps=None`` leaves the warm-up to the gradient optimizer's one rule (5 steps, fewer for very
+    short runs); ``schedule="epoch", drop_last=True`` is CoOp's exact schedule.
+    """
+
+    n_ctx: int = 4
+    ctx_init: str = "a photo of a"
+    lr: float = 0.002
+    batch_size: int = 32
+    warmup_steps: int | None = None
+    schedule: str = "step"
+    drop_last: bool = False
+
+
+@dataclass(frozen=True)
+class CatalystSettings:
+    """The catalyst's layout: a preset, with the rounds and the restart policy on top.
+
+    ``rounds`` also sets the restart points of ``projection-restarts`` and the evaluation points of CoOp;
+    ``restart=None`` keeps the preset's policy; ``probe_steps``/``probe_top`` are ``restart="probe"``'s.
+    """
+
+    preset: str = "default"
+    rounds: int = 3
+    restart: str | None = None
+    probe_steps: int = 0
+    probe_top: int = 0
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Where the LLM comes from: ``local`` (the embedded Gemma server, started lazily for the run and
+    stopped with it), an ``http(s)://`` URL of an OpenAI-compatible server, or ``none``; ``kind`` is
+    ``completion`` or ``chat`` for a URL (``local`` is a completion model).  ``samples`` (calls per
+    round) and ``temperature`` override the preset's LLM settings when given."""
+
+    source: str = "local"
+    kind: str = "completion"
+    model: str | None = None
+    samples: int | None = None
+    temperature: float | None = None
+
+
+_TABLES: dict[str, type] = {"gradient": GradientSettings, "catalyst": CatalystSettings, "llm": LLMSettings}
+# flat name (CLI flag, older files, sweep grids) -> (table, key)
+FLAT_KEYS: dict[str, tuple[str, str]] = {
+    **{f.name: ("gradient", f.name) for f in fields(GradientSettings)},
+    **{f.name: ("catalyst", f.name) for f in fields(CatalystSettings)},
+    "llm": ("llm", "source"), "llm_kind": ("llm", "kind"), "llm_model": ("llm", "model"),
+    "llm_samples": ("llm", "samples"), "llm_temperature": ("llm", "temperature"),
+}
+# keys where the word "none" (TOML has no null) means None
+_NONE_TOP = ("pretrained", "device", "data_root")
+_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature")
+
+
+def _split(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Keyword settings (flat, nested or both) as top-level values and one dict per table; a flat key
+    wins over the same key in its table (a CLI flag over the file); unknown keys are named."""
+    top_keys = {f.name for f in fields(RunConfig)} - set(_TABLES)
+    check_known_keys(settings, top_keys | set(_TABLES) | set(FLAT_KEYS), "run settings")
+    top: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {name: {} for name in _TABLES}
+    nested = {k: v for k, v in settings.items() if k in _TABLES and isinstance(v, (_TABLES[k], Mapping))}
+    for name, given in nested.items():
+        table = asdict(given) if isinstance(given, _TABLES[name]) else dict(given)
+        check_known_keys(table, (f.name for f in fields(_TABLES[name])), f"[{name}] settings")
+        tables[name].update(table)
+    for key, value in settings.items():
+        if key in nested:
+            continue
+        if key in FLAT_KEYS:
+            table, inner = FLAT_KEYS[key]
+            tables[table][inner] = value
+        else:
+            top[key] = value
+    top = {k: (None if v == "none" and k in _NONE_TOP else v) for k, v in top.items()}
+    for name in _TABLES:
+        tables[name] = {k: (None if v == "none" and k in _NONE_TABLE else v) for k, v in tables[name].items()}
+    return top, tables
+
+
+@dataclass(frozen=True, init=False)
 class RunConfig:
     """Settings of one run.
 
@@ -29,68 +139,91 @@ class RunConfig:
             only), ``llm-only`` (the LLM alone, OPRO-style, as many calls as the catalyst makes),
             ``catalyst`` (the paper's method), ``projection-restarts`` (restarts from the best projection
             at the same points, no LLM: the control that shows the LLM's own share).
-        preset: the catalyst preset (``default`` or ``paper``).
+        model, pretrained: the CLIP model (``catalyst-fmnist``/``embedded`` ship with the package).
+        data, data_root: ``embedded`` (a Fashion-MNIST subset in the package) or ``fashion-mnist`` (IDX files).
+        shots, seed: images per class of the training split, and the seed of everything random.
         steps: total gradient steps; every gradient method gets the same number (probe steps count).
-        rounds: LLM rounds (catalyst, llm-only) or restart points (projection-restarts); CoOp gets
-            per-stage evaluations at the same points.
-        restart: restart policy override (``first``, ``best``, ``probe``, ``none``); ``None``: the preset's.
-        llm: ``local`` (the embedded Gemma server, started for the run), an ``http(s)://`` URL of an
-            OpenAI-compatible server, or ``none``.
-        llm_kind: ``completion`` or ``chat`` for a URL (``local`` is a completion model).
         base_to_new: train on the first half of the classes and report base, new and their harmonic mean.
         scoring_shots: images per class of the scoring split (drawn from the held-out ``val`` split).
+        device: ``cpu``, ``cuda[:N]``, ``mps``, or ``None`` for the best available.
+        gradient, catalyst, llm: the tables (:class:`GradientSettings`, :class:`CatalystSettings`,
+            :class:`LLMSettings`).
+
+    Built from keywords, flat or nested: ``RunConfig(method="coop", lr=0.01)`` and
+    ``RunConfig(method="coop", gradient={"lr": 0.01})`` are the same config.
     """
 
     method: str = "catalyst"
-    preset: str = "default"
     model: str = "catalyst-fmnist"
     pretrained: str | None = "embedded"
     data: str = "embedded"
     data_root: str | None = None
     shots: int = 16
     seed: int = 1
-    n_ctx: int = 8
-    ctx_init: str = "a photo of a"
     steps: int = 250
-    batch_size: int = 32
-    lr: float = 0.002
-    rounds: int = 3
-    restart: str | None = None
-    probe_steps: int = 0
-    probe_top: int = 0
-    llm: str = "local"
-    llm_kind: str = "completion"
-    llm_model: str | None = None
     base_to_new: bool = False
     scoring_shots: int = 32
     device: str | None = None
+    gradient: GradientSettings = field(default_factory=GradientSettings)
+    catalyst: CatalystSettings = field(default_factory=CatalystSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
 
-    def __post_init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
+        top, tables = _split(settings)
+        for f in fields(self):
+            if f.name in _TABLES:
+                object.__setattr__(self, f.name, _TABLES[f.name](**tables[f.name]))
+            else:
+                object.__setattr__(self, f.name, top.get(f.name, f.default))
         _check_types(self)
-        problems = []
+        self._check()
 
-        def need(ok: bool, key: str, why: str) -> None:
+    def _check(self) -> None:
+        problems: list[str] = []
+        g, c, l = self.gradient, self.catalyst, self.llm
+
+        def need(ok: bool, key: str, value: Any, why: str) -> None:
             if not ok:
-                problems.append(f"{key}={getattr(self, key)!r} {why}")
+                problems.append(f"{key}={value!r} {why}")
 
-        need(self.method in METHODS, "method", f"is not one of {list(METHODS)}")
-        need(self.preset in ("default", "paper"), "preset", "is not 'default' or 'paper'")
-        need(self.data in _DATA, "data", f"is not one of {list(_DATA)}")
-        for key in ("shots", "steps", "batch_size", "n_ctx", "scoring_shots"):
-            need(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, key, "must be an int >= 1")
-        need(isinstance(self.rounds, int) and self.rounds >= 0, "rounds", "must be an int >= 0")
-        need(isinstance(self.seed, int), "seed", "must be an int")
-        need(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
-        need(self.n_ctx <= 60 if isinstance(self.n_ctx, int) else False, "n_ctx", "must be <= 60 (the text tower's length)")
-        need(self.restart in (None, "first", "best", "probe", "none"), "restart", "is not first/best/probe/none")
-        need(self.llm in ("local", "none") or str(self.llm).startswith(("http://", "https://")), "llm",
-             "must be 'local', 'none' or an http(s):// URL")
-        need(self.llm_kind in ("completion", "chat"), "llm_kind", "must be 'completion' or 'chat'")
-        need(self.device is None or str(self.device).split(":")[0] in ("cpu", "cuda", "mps"), "device",
+        def count(key: str, value: Any, low: int) -> None:
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= low, key, value,
+                 f"must be an int >= {low}")
+
+        need(self.method in METHODS, "method", self.method, f"is not one of {list(METHODS)}")
+        need(self.data in _DATA, "data", self.data, f"is not one of {list(_DATA)}")
+        for key in ("shots", "steps", "scoring_shots"):
+            count(key, getattr(self, key), 1)
+        need(isinstance(self.seed, int), "seed", self.seed, "must be an int")
+        need(isinstance(self.base_to_new, bool), "base_to_new", self.base_to_new, "must be true or false")
+        need(self.device is None or str(self.device).split(":")[0] in ("cpu", "cuda", "mps"), "device", self.device,
              "must be cpu, cuda[:N] or mps")
-        if self.method in ("catalyst", "llm-only") and self.llm == "none":
+        count("batch_size", g.batch_size, 1)
+        count("n_ctx", g.n_ctx, 1)
+        need(not isinstance(g.n_ctx, int) or g.n_ctx <= 60, "n_ctx", g.n_ctx, "must be <= 60 (the text tower's length)")
+        need(isinstance(g.lr, (int, float)) and math.isfinite(g.lr) and g.lr > 0, "lr", g.lr,
+             "must be a finite number > 0")
+        need(isinstance(g.ctx_init, str), "ctx_init", g.ctx_init, "must be a string ('' for a random context)")
+        need(g.warmup_steps is None or (isinstance(g.warmup_steps, int) and 0 <= g.warmup_steps < self.steps),
+             "warmup_steps", g.warmup_steps, "must be an int in 0..steps-1 (or none for the default)")
+        need(g.schedule in ("step", "epoch"), "schedule", g.schedule, "is not 'step' or 'epoch'")
+        need(isinstance(g.drop_last, bool), "drop_last", g.drop_last, "must be true or false")
+        need(c.preset in ("default", "paper"), "preset", c.preset, "is not 'default' or 'paper'")
+        count("rounds", c.rounds, 0)
+        need(c.restart in (None, *_RESTARTS), "restart", c.restart, f"is not one of {list(_RESTARTS)}")
+        count("probe_steps", c.probe_steps, 0)
+        count("probe_top", c.probe_top, 0)
+        need(l.source in ("local", "none") or str(l.source).startswith(("http://", "https://")), "llm", l.source,
+             "must be 'local', 'none' or an http(s):// URL")
+        need(l.kind in ("completion", "chat"), "llm_kind", l.kind, "must be 'completion' or 'chat'")
+        if l.samples is not None:
+            count("llm_samples", l.samples, 1)
+        need(l.temperature is None or (isinstance(l.temperature, (int, float)) and math.isfinite(l.temperature)
+                                       and l.temperature >= 0), "llm_temperature", l.temperature,
+             "must be a finite number >= 0 (or none for the preset's)")
+        if self.uses_llm and l.source == "none":
             problems.append(f"method={self.method!r} needs an LLM (llm='local' or a URL), got llm='none'")
-        if self.method in ("catalyst", "llm-only", "projection-restarts") and self.rounds < 1:
+        if self.method in ("catalyst", "llm-only", "projection-restarts") and isinstance(c.rounds, int) and c.rounds < 1:
             problems.append(f"method={self.method!r} needs rounds >= 1")
         if problems:
             raise ValueError("; ".join(problems))
@@ -100,37 +233,70 @@ class RunConfig:
         return self.method in ("catalyst", "llm-only")
 
     def to_dict(self) -> dict[str, Any]:
+        """The nested form (what ``config.json`` and a TOML file hold)."""
         return asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its flat name (the CLI flag's), for tables and messages."""
+        out = {k: v for k, v in self.to_dict().items() if k not in _TABLES}
+        for flat_key, (table, inner) in FLAT_KEYS.items():
+            out[flat_key] = getattr(getattr(self, table), inner)
+        return out
+
+    def replace(self, **settings: Any) -> "RunConfig":
+        """A copy with ``settings`` (flat or nested, as for the constructor) changed."""
+        top, tables = _split(settings)
+        mine = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TABLES}
+        return RunConfig(**{**mine, **top}, **{name: {**asdict(getattr(self, name)), **tables[name]} for name in _TABLES})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
-        check_known_keys(data, (f.name for f in fields(cls)), "run settings")
-        values = {k: (None if v == "none" and k in ("pretrained", "restart", "device", "llm_model") else v)
-                  for k, v in data.items()}
-        return cls(**values)
+        """From the nested form, the flat form or a mix of both; unknown keys are named in the error."""
+        return cls(**dict(data))
+
+    @classmethod
+    def known_keys(cls) -> tuple[str, ...]:
+        """Every key a run config accepts at its top level (the tables' names and the flat names)."""
+        return tuple(f.name for f in fields(cls)) + tuple(k for k in FLAT_KEYS if k not in _TABLES)
 
     def differences(self, other: "RunConfig") -> dict[str, tuple[Any, Any]]:
-        """``{key: (mine, other's)}`` for every setting that differs."""
-        a, b = self.to_dict(), other.to_dict()
+        """``{key: (mine, other's)}`` for every setting that differs (table keys as ``table.key``)."""
+
+        def leaves(config: RunConfig) -> dict[str, Any]:
+            d = config.to_dict()
+            out = {k: v for k, v in d.items() if k not in _TABLES}
+            for name in _TABLES:
+                out.update({f"{name}.{k}": v for k, v in d[name].items()})
+            return out
+
+        a, b = leaves(self), leaves(other)
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
 # what each annotation accepts; a bool is refused where a number is expected (TOML ``shots = true`` is a
 # mistake, and Python would count it as 1)
 _ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
-    "str": ((str,), "a string"), "str | None": ((str, type(None)), "a string"),
-    "int": ((int,), "an integer"), "float": ((int, float), "a number"), "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
 }
+_FLAT_NAME = {(table, inner): flat for flat, (table, inner) in FLAT_KEYS.items()}
 
 
 def _check_types(config: RunConfig) -> None:
-    """Every setting of the type its field declares, checked before any value is compared."""
+    """Every setting of the type its field declares, checked before any value is compared (named by its
+    flat name, the CLI flag's)."""
+    settings = [(f.name, f.type, getattr(config, f.name)) for f in fields(config) if f.name not in _TABLES]
+    for name in _TABLES:
+        table = getattr(config, name)
+        settings += [(_FLAT_NAME[(name, f.name)], f.type, getattr(table, f.name)) for f in fields(table)]
     problems = []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        accepted, what = _ACCEPTS[str(f.type)]
+    for key, annotation, value in settings:
+        kind, _, optional = str(annotation).partition(" | ")
+        if value is None and optional == "None":
+            continue
+        accepted, what = _ACCEPTS[kind]
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
-            problems.append(f"{f.name}={value!r} must be {what}, not {type(value).__name__}")
+            problems.append(f"{key}={value!r} must be {what}, not {type(value).__name__}")
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -13,7 +13,7 @@
 Resume is exact: the state records how many events it has seen; events written after the last state
 save (a kill between the two writes) are dropped and produced again, identically, by the resumed run.
 
-One writer at a time: :func:`claim_folder` holds the folder's lock (:mod:`catalyst_nb.runs.lock`) for the
+One writer at a time: :meth:`RunFolder.claim` takes the folder's lock (:mod:`catalyst_nb.runs.lock`) for the
 whole run.  Before any model loads, a resume checks that the folder can be continued as it is: the state
 is whole and was saved with the settings and fingerprint that ``config.json`` names, the events the state
 has seen are all there, and the cassette holds every LLM call the events record.  Each check names the
@@ -24,15 +24,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from catalyst_nb.runs.config import RunConfig
 from catalyst_nb.runs.lock import FolderLock
 from catalyst_nb.state_io import StateFileError, atomic_write_text, load_state, save_state
 
-__all__ = ["RunFolder", "RunFolderError", "claim_folder"]
+__all__ = ["RunFolder", "RunFolderError"]
 
 _FILES = ("config.json", "events.jsonl", "state.pt", "llm_cassette.json", "summary.json", "report.html", "error.txt")
 
@@ -49,6 +48,9 @@ class RunFolder:
         # what the state saves alongside the optimizer, so that a resume can tell an edited config.json
         self._config: dict[str, Any] | None = None
         self._fingerprint: dict[str, Any] | None = None
+        self._lock: FolderLock | None = None
+        self._made: list[Path] = []  # folders claim() created, removed again if the run never starts
+        self._fresh = False  # create() made this folder's (empty) events file
 
     def __repr__(self) -> str:
         return f"RunFolder({os.fspath(self.path)!r})"
@@ -87,7 +89,7 @@ class RunFolder:
                     target.unlink()
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.events_file.write_text("")
-        folder._config = config.to_dict()
+        folder._config, folder._fresh = config.to_dict(), True
         return folder
 
     @classmethod
@@ -129,10 +131,12 @@ class RunFolder:
         """The state saves the config and fingerprint it ran with; ``config.json`` must still say the same."""
         saved_config = data.get("config")
         if isinstance(saved_config, dict):
-            written = json.loads(self.config_file.read_text(encoding="utf-8")).get("config") or {}
-            diffs = sorted(k for k in set(saved_config) | set(written) if saved_config.get(k) != written.get(k))
+            try:
+                diffs = RunConfig.from_dict(saved_config).differences(self.read_config())
+            except ValueError as exc:
+                raise RunFolderError(f"{os.fspath(self.state_file)} holds no readable run config: {exc}") from None
             if diffs:
-                shown = ", ".join(f"{k}: state {saved_config.get(k)!r}, config.json {written.get(k)!r}" for k in diffs)
+                shown = ", ".join(f"{k}: state {a!r}, config.json {b!r}" for k, (a, b) in sorted(diffs.items()))
                 raise RunFolderError(f"{os.fspath(self.config_file)} does not match the settings "
                                      f"{os.fspath(self.state_file)} was saved with ({shown}); was config.json edited?")
         saved_fp = data.get("fingerprint")
@@ -164,6 +168,51 @@ class RunFolder:
                 f"{os.fspath(self.cassette_file)} holds {held} LLM calls but the events record {made}: the missing ones "
                 "would be asked again; restore the file or start over with --overwrite"
             )
+
+    @classmethod
+    def claim(cls, path: str | os.PathLike[str], config: RunConfig, *, resume: bool = False,
+              overwrite: bool = False) -> "RunFolder":
+        """The folder, locked for this process and checked (:meth:`create` or :meth:`for_resume`), until
+        :meth:`release`.
+
+        A second writer is refused with :class:`~catalyst_nb.runs.lock.FolderBusyError` (naming the holder's
+        pid).  A run released before it wrote its config (refused, or failed while loading the model) leaves
+        nothing behind: what was made here is removed again.
+        """
+        if resume and overwrite:
+            raise RunFolderError("resume and overwrite contradict each other: continue the run or replace it")
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"{os.fspath(path)} is a file, not a folder")
+        made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+        lock = FolderLock(path)
+        folder: RunFolder | None = None
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            folder = cls.for_resume(path, config) if resume else cls.create(path, config, overwrite=overwrite)
+        except BaseException:
+            placeholder = cls(path)
+            placeholder._lock, placeholder._made = lock, made
+            placeholder.release()
+            raise
+        folder._lock, folder._made = lock, made
+        return folder
+
+    def release(self) -> None:
+        """Drop the lock :meth:`claim` took; a fresh folder whose run never started is removed again."""
+        if self._fresh and not self.is_started():
+            self.events_file.unlink(missing_ok=True)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+        if not self.is_started():
+            for p in self._made:  # deepest first; a folder someone else put files into stays
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+        self._made = []
 
     # ---- config and fingerprint -----------------------------------------------------------------
     def write_config(self, config: RunConfig, fingerprint: Mapping[str, Any]) -> None:
@@ -279,49 +328,3 @@ class RunFolder:
 
     def read_summary(self) -> dict[str, Any]:
         return self._read_json(self.summary_file)
-
-
-def _missing_parents(path: Path) -> list[Path]:
-    """The folders ``mkdir(parents=True)`` would create for ``path``, deepest first."""
-    missing = []
-    for p in (path, *path.parents):
-        if p.exists():
-            break
-        missing.append(p)
-    return missing
-
-
-@contextmanager
-def claim_folder(path: str | os.PathLike[str], config: RunConfig, *, resume: bool = False,
-                 overwrite: bool = False) -> Iterator[RunFolder]:
-    """The run folder, checked (:meth:`RunFolder.create` or :meth:`RunFolder.for_resume`) and locked for
-    this process until the block ends.
-
-    A second writer is refused with :class:`~catalyst_nb.runs.lock.FolderBusyError` (naming the holder's
-    pid).  A run that ends before it wrote its config (refused, or failed while loading the model) leaves
-    nothing behind: the files and folders made here are removed again.
-    """
-    if resume and overwrite:
-        raise RunFolderError("resume and overwrite contradict each other: continue the run or replace it")
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise RunFolderError(f"{os.fspath(path)} is a file, not a folder")
-    made = _missing_parents(path)
-    folder: RunFolder | None = None
-    lock = FolderLock(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-        folder = RunFolder.for_resume(path, config) if resume else RunFolder.create(path, config, overwrite=overwrite)
-        yield folder
-    finally:
-        started = folder is not None and folder.is_started()
-        if not started and folder is not None and not resume:
-            folder.events_file.unlink(missing_ok=True)
-        lock.release()
-        if not started:
-            for p in made:  # deepest first; a folder someone else put files into stays
-                try:
-                    p.rmdir()
-                except OSError:
-                    break

@@ -33,9 +33,13 @@ class FolderBusyError(ValueError):
     """The folder is locked by another live process (``pid`` names it when known)."""
 
     def __init__(self, path: Path, pid: int | None) -> None:
-        holder = f"process {pid}" if pid is not None else "another process"
-        super().__init__(f"{os.fspath(path)} is in use by {holder} (a run writing into it); wait for that run to end "
-                         "or stop it, or choose another folder")
+        if pid == os.getpid():
+            why = f"is in use by this process (process {pid}): an Experiment on it is still open; close() it first"
+        else:
+            holder = f"process {pid}" if pid is not None else "another process"
+            why = f"is in use by {holder} (a run writing into it); wait for that run to end or stop it, or choose " \
+                  "another folder"
+        super().__init__(f"{os.fspath(path)} {why}")
         self.path = path
         self.pid = pid
 

@@ -48,17 +48,18 @@ class CellOutcome:
     seconds: float = 0.0
 
 
-def shared_llm_client(settings: dict[str, Any], url: str) -> Any:
+def shared_llm_client(config: Any, url: str) -> Any:
     """A client for the sweep's shared local server, as the run would have built for ``llm="local"``."""
     from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
     from catalyst_nb.llm.openai_clients import OpenAICompletionClient
 
-    return OpenAICompletionClient(settings.get("llm_model") or DEFAULT_MODEL_ALIAS, base_url=url, api_key="local-no-key",
+    return OpenAICompletionClient(config.llm.model or DEFAULT_MODEL_ALIAS, base_url=url, api_key="local-no-key",
                                   timeout=120.0, max_retries=0)
 
 
 def _default_cell_function() -> CellFunction:
-    from catalyst_nb.runs.execute import execute
+    """Every cell is an :class:`~catalyst_nb.experiment.Experiment` run into its folder (as ``catalyst-nb run``)."""
+    from catalyst_nb.experiment.headless import execute
 
     return execute
 
@@ -74,8 +75,8 @@ def run_cell(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome
         fn = cell_fn if cell_fn is not None else _default_cell_function()
         config = run_config_class().from_dict(task.settings)
         client = None
-        if task.llm_url is not None and task.settings.get("llm", "local") == "local":
-            client = shared_llm_client(task.settings, task.llm_url)
+        if task.llm_url is not None and config.llm.source == "local":
+            client = shared_llm_client(config, task.llm_url)
         summary = fn(config, run_dir, resume=task.resume, progress=False, llm_client=client)
         if not isinstance(summary, dict):
             raise TypeError(f"the cell function returned {type(summary).__name__}, not a summary dict")

@@ -58,9 +58,7 @@ def run_config_class() -> type:
 
 
 def _run_keys() -> tuple[str, ...]:
-    import dataclasses
-
-    return tuple(f.name for f in dataclasses.fields(run_config_class()))
+    return run_config_class().known_keys()  # flat names (grid axes such as lr) and the [gradient]/... tables
 
 
 def _unknown(where: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

@@ -1,24 +1,37 @@
-"""``catalyst-nb run``: one method into a run folder, from flags and/or a TOML file, resumable.
+"""``catalyst-nb run`` (alias ``tune``: ``run --method coop``): one config into a run folder, from a TOML
+file and/or flags, resumable; every run is built through :class:`~catalyst_nb.experiment.Experiment`.
 
-Every user mistake (an unknown key, an impossible value, a folder that holds a run, ``--resume`` of a
-folder with no run or with other settings) is reported as ``error: ...`` with exit code 2 before any
-model loads.  With ``--compare coop`` the same settings also run CoOp alone (same steps, same stage
+The flags are the config's keys, the tables' keys flat (``--lr`` is ``[gradient] lr``, ``--rounds`` is
+``[catalyst] rounds``, ``--llm`` is ``[llm] source``); a flag overrides the file.  Every user mistake
+(an unknown key, an impossible value, a folder that holds a run, ``--resume`` of a folder with no run or
+with other settings) is reported as ``error: ...`` with exit code 2 before any model loads.  With ``--compare coop`` the same settings also run CoOp alone (same steps, same stage
 boundaries) and the per-stage accuracies are printed side by side.
 """
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from catalyst_nb.runs.config import METHODS, RunConfig, load_toml
+from catalyst_nb.runs.config import FLAT_KEYS, METHODS, RunConfig, load_toml
 
-__all__ = ["add_run_parser", "run_command"]
+__all__ = ["add_run_parser", "run_command", "config_from_args"]
 
 _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
-            "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat")}
+            "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat"),
+            "schedule": ("step", "epoch")}
+_TYPES = {"warmup_steps": int, "llm_samples": int, "llm_temperature": float}  # defaults of None, numbers when given
+
+
+def _flags() -> dict[str, Any]:
+    """Every flag's config key and default: the top-level settings, then the tables' keys by flat name."""
+    defaults = RunConfig()
+    out = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+    for flat, (table, inner) in FLAT_KEYS.items():
+        out[flat] = getattr(getattr(defaults, table), inner)
+    return out
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -44,13 +57,13 @@ def _flag_type(default: Any) -> Callable[[str], Any]:
 
 
 def add_run_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("run", help="run one method (default: the catalyst) into a run folder",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser("run", aliases=["tune"], help="run one method (default: the catalyst) into a run folder; "
+                       "'tune' is 'run --method coop'", description=__doc__.splitlines()[0])
     p.add_argument("config", nargs="?", help="TOML file with run settings (flags override it)")
-    for f in fields(RunConfig):
-        flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, dest=f.name, default=None, type=_flag_type(f.default),
-                       choices=_CHOICES.get(f.name), help=f"default: {f.default!r}")
+    for key, default in _flags().items():
+        flag = "--" + key.replace("_", "-")
+        p.add_argument(flag, dest=key, default=None, type=_TYPES.get(key, _flag_type(default)),
+                       choices=_CHOICES.get(key), help=f"default: {default!r}")
     p.add_argument("--out", default=None, help="run folder (default: runs/<method>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
@@ -62,15 +75,13 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _config_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> RunConfig:
-    values: dict[str, Any] = {}
-    if args.config:
-        values.update(load_toml(args.config))
-    for f in fields(RunConfig):
-        value = getattr(args, f.name)
-        if value is not None:
-            values[f.name] = value
-    return RunConfig.from_dict(values)
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The file's config with the given flags on top; ``tune`` means ``--method coop`` unless told otherwise."""
+    config = RunConfig.from_dict(load_toml(args.config)) if args.config else RunConfig()
+    flags = {key: getattr(args, key) for key in _flags() if getattr(args, key) is not None}
+    if args.command == "tune":
+        flags.setdefault("method", "coop")
+    return config.replace(**flags) if flags else config
 
 
 def _pct(x: Any) -> str:
@@ -98,20 +109,20 @@ def _print_stages(runs: list[tuple[str, dict[str, Any]]], echo: Callable[[str], 
 
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo: Callable[[str], None]) -> int:
     """Run (and compare); ``echo`` writes the command's output (the command line passes ``print``)."""
-    from catalyst_nb.runs.execute import execute
+    from catalyst_nb.experiment.headless import execute
     from catalyst_nb.runs.folder import RunFolder, RunFolderError
     from catalyst_nb.runs.lock import ensure_free
 
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite contradict each other: continue the run or replace it")
     try:
-        config = _config_from(args, parser)
+        config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     out = Path(args.out or f"runs/{config.method}-seed{config.seed}")
     plan = [(config.method, config, out)]
     if args.compare == "coop" and config.method != "coop":
-        coop = RunConfig.from_dict({**config.to_dict(), "method": "coop", "llm": "none"})
+        coop = config.replace(method="coop", llm="none")
         plan.append(("coop", coop, out.parent / f"{out.name}-coop"))
     # folder checks before any model loads
     for _, cfg, folder in plan:
@@ -128,7 +139,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo:
             parser.error(str(exc))
     results = []
     for name, cfg, folder in plan:
-        summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                          approval=args.approval)
         results.append((name, summary))
         if summary.get("status") != "done":
             echo(f"{name}: {summary.get('status')} — see {folder}")

@@ -1,18 +1,26 @@
-"""A stand-in for an OpenAI-compatible completions server in run tests: a subclass says what to reply."""
+"""An OpenAI-compatible completions endpoint whose reply is a function of the request alone (stdlib only).
+
+Two processes that send the same requests get the same replies, so a run made in-process and the same run
+made by ``python -m catalyst_nb run`` in a subprocess can be compared event by event.
+"""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import threading
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Iterator
+
+LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a grey {}", "a {} for sale",
+         "a bright photo of a {}", "a {} in a shop", "a worn {}", "a clean {}"]
 
 
-class CompletionHandler(BaseHTTPRequestHandler):
-    """Answers ``POST .../completions`` with the text :meth:`reply_text` gives for the request body."""
-
-    def reply_text(self, body: dict[str, Any]) -> str:
-        raise NotImplementedError
+class Deterministic(BaseHTTPRequestHandler):
+    def reply_text(self, body: dict) -> str:
+        """The completion's text for a request body (a subclass may answer otherwise)."""
+        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+        return LINES[digest % len(LINES)]
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -30,9 +38,9 @@ class CompletionHandler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def serving(handler: type[CompletionHandler]) -> Iterator[str]:
-    """The server's base URL (``http://127.0.0.1:PORT/v1``) while the block runs."""
+@contextlib.contextmanager
+def deterministic_llm(handler: type[Deterministic] = Deterministic) -> Iterator[str]:
+    """Serve ``handler`` (:class:`Deterministic` or a subclass) on a free local port; yields the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,0 +1,169 @@
+"""From a :class:`~catalyst_nb.runs.RunConfig` to the objects a run needs: model, splits, features, learner,
+LLM client and optimizer.
+
+The one place where a config becomes objects: :class:`~catalyst_nb.experiment.Experiment` calls these
+builders for the notebook, ``catalyst-nb run`` and every sweep cell alike, so the three give the same run
+for the same config.  Nothing here drives a run or writes a file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from catalyst_nb.runs.config import RunConfig
+
+__all__ = ["RunContext", "build_context", "make_learner", "fingerprint", "open_llm_client", "build_optimizer",
+           "llm_overrides", "LazyLocalServer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """Everything a run computes before its first step."""
+
+    clip: Any
+    classnames: tuple[str, ...]
+    train: Any  # FeatureSet
+    scoring: Any
+    test: Any
+    test_new: Any | None  # base-to-new: the new classes' test features
+    task: Any  # TaskDescription
+
+
+def build_context(config: RunConfig, *, progress: bool = True) -> RunContext:
+    """Load the model and the data, draw the few-shot splits and extract (cached) features."""
+    from catalyst_nb.backbone import load_clip
+    from catalyst_nb.data import few_shot, load_embedded_fashion_mnist, load_fashion_mnist, split_base_new
+    from catalyst_nb.features import extract_features
+    from catalyst_nb.llm.examples import describe_task
+
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)  # random-weight models (smoke runs) are the same on every run
+        clip = load_clip(config.model, config.pretrained, device=config.device)
+    if config.data == "embedded":
+        pool, val, test = (load_embedded_fashion_mnist(s) for s in ("train", "val", "test"))
+    else:
+        pool, test = load_fashion_mnist("train", root=config.data_root), load_fashion_mnist("test", root=config.data_root)
+        val = load_embedded_fashion_mnist("val")  # Fashion-MNIST train images the few-shot draws rarely meet
+    train = few_shot(pool, shots=config.shots, seed=config.seed)
+    scoring = few_shot(val, shots=min(config.scoring_shots, 32), seed=config.seed)
+    test_new = None
+    if config.base_to_new:
+        train, _ = split_base_new(train)
+        scoring, _ = split_base_new(scoring)
+        test, test_new = split_base_new(test)
+    feats = lambda ds: extract_features(clip, ds, progress=progress)  # noqa: E731
+    return RunContext(clip=clip, classnames=tuple(train.classnames), train=feats(train), scoring=feats(scoring),
+                      test=feats(test), test_new=feats(test_new) if test_new is not None else None,
+                      task=describe_task(train.name, train.classnames))
+
+
+def make_learner(config: RunConfig, clip: Any, classnames: tuple[str, ...]):
+    from catalyst_nb.prompt_learner import PromptLearner
+
+    g = config.gradient
+    return PromptLearner(clip, classnames, n_ctx=g.n_ctx, ctx_init=g.ctx_init or None, seed=config.seed).to(clip.device)
+
+
+def fingerprint(ctx: RunContext) -> dict[str, str]:
+    """What a resumed run must share with the run it continues: weights and the exact images."""
+    return {"image_weights": ctx.clip.image_weights_id, "model": ctx.clip.name, "train": ctx.train.key,
+            "scoring": ctx.scoring.key, "test": ctx.test.key}
+
+
+class LazyLocalServer:
+    """A completion client for the embedded local LLM that starts the server on the first live call.
+
+    A resumed run that replays all its LLM calls from its cassette never starts the server, and neither
+    does a notebook that stops before the first round.  Its one thread is reserved from the start
+    (``is_running`` is true for thread accounting), since a gradient stage that shares two cores with a
+    server waking up runs many times slower than on one core.
+    """
+
+    kind = "completion"
+    n_threads = 1
+    is_running = True
+
+    def __init__(self) -> None:
+        from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
+
+        self.model = DEFAULT_MODEL_ALIAS
+        self._server: Any = None
+        self._client: Any = None
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    def complete(self, request: Any) -> Any:
+        if self._client is None:
+            from catalyst_nb.llm.launcher import LocalLLMServer
+
+            self._server = LocalLLMServer(n_threads=self.n_threads)
+            self._server.start()
+            self._client = self._server.completion_client()
+        return self._client.complete(request)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = self._client = None
+
+
+def open_llm_client(config: RunConfig) -> Any:
+    """The live client a config names (``close()`` it when done); ``None`` for ``llm="none"``."""
+    from catalyst_nb.llm.openai_clients import OpenAIChatClient, OpenAICompletionClient
+
+    llm = config.llm
+    if llm.source == "none":
+        return None
+    if llm.source == "local":
+        return LazyLocalServer()
+    cls = OpenAIChatClient if llm.kind == "chat" else OpenAICompletionClient
+    # servers without auth accept any placeholder; a real key comes from the environment, never a file
+    return cls(llm.model or "default", base_url=llm.source, api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY")
+
+
+def llm_overrides(config: RunConfig) -> dict[str, Any]:
+    """The LLM optimizer's settings the config sets on top of its preset's (the seed always)."""
+    given = {"samples": config.llm.samples, "temperature": config.llm.temperature}
+    return {"seed": config.seed, **{k: v for k, v in given.items() if v is not None}}
+
+
+def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval: str = "auto") -> Any:
+    """The optimizer of ``config.method``: the catalyst's loop for every gradient method (CoOp is the
+    catalyst without rounds' restarts, the projection control the catalyst without an LLM), the LLM
+    optimizer for ``llm-only``, nothing for ``zero-shot``."""
+    if config.method == "zero-shot":
+        return None
+    if config.method == "llm-only":
+        from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
+        from catalyst_nb.optim.catalyst_config import llm_settings
+
+        settings = llm_settings(config.catalyst.preset, client.kind, llm_overrides(config))
+        return LLMPromptOptimizer(client, task=ctx.task, config=LLMOptimizerConfig.from_dict(settings))
+    from catalyst_nb.optim.catalyst import CatalystOptimizer
+
+    c, g = config.catalyst, config.gradient
+    overrides: dict[str, Any] = {"rounds": c.rounds}
+    if c.restart is not None:
+        overrides["restart"] = c.restart
+    if c.probe_steps or c.probe_top:
+        overrides.update(probe_steps=c.probe_steps, probe_top=c.probe_top)
+    if config.method == "projection-restarts":
+        overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
+        overrides.setdefault("restart", "best")
+    gradient: dict[str, Any] = dict(total_steps=config.steps, batch_size=g.batch_size, lr=g.lr, seed=config.seed,
+                                    schedule=g.schedule, drop_last=g.drop_last)
+    if g.warmup_steps is not None:  # otherwise the gradient optimizer's own rule, the only one
+        gradient["warmup_steps"] = g.warmup_steps
+    return CatalystOptimizer(
+        make_learner(config, ctx.clip, ctx.classnames), ctx.train, scoring=ctx.scoring, evaluation=ctx.test,
+        llm=client if config.method == "catalyst" else None, task=ctx.task, preset=c.preset, approval=approval,
+        gradient=gradient, llm_config=llm_overrides(config), **overrides,
+    )
