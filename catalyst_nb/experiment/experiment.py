@@ -344,6 +344,7 @@ class Experiment:
         self._summary = summary
         if self.folder is not None:
             self._write_results(summary)
+            self.folder.release()  # a finished run writes nothing more: the folder is free for readers and writers
         return dict(summary)
 
     def _write_results(self, summary: dict[str, Any]) -> None:

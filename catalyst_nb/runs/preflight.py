@@ -41,6 +41,6 @@ def check_run_inputs(config: RunConfig) -> None:
             raise RunInputError(f"data_root={config.data_root!r} is not a folder")
     limit = context_length_of(config.model)
     # start and end markers, at least one class-name token and the period take 4 positions
-    if limit is not None and config.n_ctx > limit - 4:
-        raise RunInputError(f"n_ctx={config.n_ctx} must be 1..{limit - 4} for model {config.model!r} "
+    if limit is not None and config.gradient.n_ctx > limit - 4:
+        raise RunInputError(f"n_ctx={config.gradient.n_ctx} must be 1..{limit - 4} for model {config.model!r} "
                             f"(text context length {limit})")
