@@ -210,7 +210,9 @@ def test_run_config_refuses_bools_and_strings_where_numbers_belong():
         RunConfig.from_dict({"base_to_new": "maybe"})
     with pytest.raises(ValueError, match=r"model=3 must be a string"):
         RunConfig(model=3)
-    assert RunConfig(lr=1).lr == 1  # an integer is a number
+    with pytest.raises(ValueError, match=r"llm_samples=True must be an integer"):
+        RunConfig(llm_samples=True)
+    assert RunConfig(lr=1).gradient.lr == 1  # an integer is a number
 
 
 def test_a_run_that_fails_while_loading_leaves_nothing_behind(tmp_path, monkeypatch):
