@@ -85,7 +85,7 @@ class Experiment:
         self._hand_written: tuple[str, Any] | None = None
         # the inputs and the folder are checked before any model loads: a typo in the model or the device, a
         # used or busy folder, a resume of another run or of a damaged folder are refused; the folder stays
-        # locked for this process until close()
+        # locked for this process until the run is done or close()
         self.folder: RunFolder | None = None
         check_run_inputs(config)
         if folder is not None:
