@@ -46,6 +46,7 @@ __all__ = [
     "list_package_models",
     "context_length_of",
     "load_clip",
+    "load_tokenizer",
     "real_prompt_length",
 ]
 
@@ -411,13 +412,29 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
     model = model.to(dev)
     if precision in ("fp16", "bf16"):
         model = model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
+    return model, preprocess, _package_tokenizer(text_cfg, open_clip)
+
+
+def _package_tokenizer(text_cfg: dict[str, Any], open_clip: Any) -> Any:
     if "hf_tokenizer_name" in text_cfg:
-        tokenizer = open_clip.tokenizer.HFTokenizer(
+        return open_clip.tokenizer.HFTokenizer(
             text_cfg["hf_tokenizer_name"], context_length=text_cfg.get("context_length", 77)
         )
-    else:
-        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
-    return model, preprocess, tokenizer
+    return open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
+
+
+def load_tokenizer(name: str) -> TokenizerAdapter:
+    """The tokenizer of model ``name`` alone, without its weights.
+
+    What a process needs to check how a template would fit a run's context (:func:`fit_template
+    <catalyst_nb.prompt_learner.fit_template>`) without loading the model that run trains on.
+    """
+    import open_clip  # local import: keep `import catalyst_nb` light
+
+    if name in list_package_models():
+        return TokenizerAdapter.wrap_tokenizer(_package_tokenizer(_package_config(name)["text_cfg"], open_clip))
+    _check_open_clip_name(name, open_clip)
+    return TokenizerAdapter.wrap_tokenizer(open_clip.get_tokenizer(name))
 
 
 def _load_partial_checkpoint(model: nn.Module, path: Path, text_cfg: dict[str, Any]) -> None:

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     from catalyst_nb.sweeps.cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from catalyst_nb.runs.approval_cli import add_approval_parsers
+
+    add_approval_parsers(sub)
     serve = sub.add_parser("serve-llm", help="serve the embedded local LLM (OpenAI-compatible) until Ctrl-C",
                            add_help=False)
     serve.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments of the server command (--help)")
@@ -78,6 +81,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         from catalyst_nb.experiment.cli import run_command
 
         return run_command(args, parser, print)
+    if args.command in ("approve", "status"):
+        from catalyst_nb.runs.approval_cli import approve_command, status_command
+
+        return (approve_command if args.command == "approve" else status_command)(args, print)
     if args.command == "sweep":
         from catalyst_nb.sweeps.cli import run_sweep_command
 

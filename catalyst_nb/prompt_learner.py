@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings, real
 from catalyst_nb.projection import NearestTokens, nearest_tokens
 from catalyst_nb.shared_prefix import PrefixCache, encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 
-__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning"]
+__all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning", "fit_template"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,56 @@ def _split_template(template: str) -> tuple[str, str]:
         raise ValueError(f"template {template!r} has more than one '{{}}' class slot")
     before, _, after = template.partition("{}")
     return before.strip(), after.strip()
+
+
+def _fit_ids(ids: list[int], *, keep_end: bool, slots: int, filler_id: int) -> tuple[list[int], int, list[int]]:
+    """Pad or cut ``ids`` to ``slots`` tokens; the side next to the class name is kept."""
+    if len(ids) > slots:
+        kept, dropped = (ids[-slots:], ids[:-slots]) if keep_end else (ids[:slots], ids[slots:])
+        return kept, 0, dropped
+    pad = [filler_id] * (slots - len(ids))
+    return (pad + ids if keep_end else ids + pad), len(pad), []
+
+
+def fit_template(tok: Any, template: str, *, n_ctx: int, class_token_position: str = "end",
+                 filler_id: int) -> tuple[list[int], LoadReport]:
+    """:meth:`PromptLearner.fit_text` from the tokenizer alone (no model, no context tensor).
+
+    A process that only decides a restart (``catalyst-nb approve``, a notebook attached to a run folder)
+    checks an edited template with this, loading just the run's tokenizer, and gets exactly the report the
+    run's learner would give.
+    """
+    if not isinstance(template, str) or not template.strip():
+        raise ValueError(f"template must be a non-empty string, got {template!r}")
+    if len(tok.encode(template.replace("{}", ""))) + 2 > tok.context_length:
+        raise ValueError(
+            f"template {template[:60]!r}... is longer than the text tower's context length {tok.context_length}"
+        )
+    before, after = _split_template(template)
+    after = after[:-1].rstrip() if after.endswith(".") else after
+    before = before[:-1].rstrip() if ("{}" not in template and before.endswith(".")) else before
+    fit = lambda ids, keep_end, slots: _fit_ids(ids, keep_end=keep_end, slots=slots, filler_id=filler_id)  # noqa: E731
+    if class_token_position == "end":
+        slot_ids, n_pad, dropped = fit(tok.encode(before), True, n_ctx)
+        ignored = after
+    elif class_token_position == "front":
+        slot_ids, n_pad, dropped = fit(tok.encode(after), False, n_ctx)
+        ignored = before if "{}" in template else ""
+        if "{}" not in template:  # no slot marker: the whole text is context
+            slot_ids, n_pad, dropped = fit(tok.encode(before), False, n_ctx)
+    else:
+        half = n_ctx // 2
+        left, pad_l, drop_l = fit(tok.encode(before), True, half)
+        right, pad_r, drop_r = fit(tok.encode(after), False, n_ctx - half)
+        slot_ids, n_pad, dropped, ignored = left + right, pad_l + pad_r, drop_l + drop_r, ""
+    return slot_ids, LoadReport(
+        template=template,
+        tokens=tuple(tok.token_strings(slot_ids)),
+        n_padded=n_pad,
+        dropped=tuple(tok.token_strings(dropped)),
+        ignored_text=ignored,
+        unknown=tuple(tok.unknown_words(template.replace("{}", " "))),
+    )
 
 
 class PromptLearner(nn.Module):
@@ -366,14 +416,6 @@ class PromptLearner(nn.Module):
             topk.append(near)
         return ContextText(tuple(texts), tuple(templates), tuple(ids), tuple(dists), tuple(topk))
 
-    def _fit(self, ids: list[int], *, keep_end: bool, slots: int) -> tuple[list[int], int, list[int]]:
-        """Pad or cut ``ids`` to ``slots`` tokens; the side next to the class name is kept."""
-        if len(ids) > slots:
-            kept, dropped = (ids[-slots:], ids[:-slots]) if keep_end else (ids[:slots], ids[slots:])
-            return kept, 0, dropped
-        pad = [self._filler_id] * (slots - len(ids))
-        return (pad + ids if keep_end else ids + pad), len(pad), []
-
     @torch.no_grad()
     def load_text(self, template: str) -> LoadReport:
         """Write a text template into the context slots (for every class when class-specific).
@@ -431,37 +473,8 @@ class PromptLearner(nn.Module):
         no slot when the class sits at the end or front and are reported in ``ignored_text``; a final
         period is dropped since the learner adds its own.
         """
-        tok = self.clip.tokenizer
-        if not isinstance(template, str) or not template.strip():
-            raise ValueError(f"template must be a non-empty string, got {template!r}")
-        if len(tok.encode(template.replace("{}", ""))) + 2 > tok.context_length:
-            raise ValueError(
-                f"template {template[:60]!r}... is longer than the text tower's context length {tok.context_length}"
-            )
-        before, after = _split_template(template)
-        after = after[:-1].rstrip() if after.endswith(".") else after
-        before = before[:-1].rstrip() if ("{}" not in template and before.endswith(".")) else before
-        if self.class_token_position == "end":
-            slot_ids, n_pad, dropped = self._fit(tok.encode(before), keep_end=True, slots=self.n_ctx)
-            ignored = after
-        elif self.class_token_position == "front":
-            slot_ids, n_pad, dropped = self._fit(tok.encode(after), keep_end=False, slots=self.n_ctx)
-            ignored = before if "{}" in template else ""
-            if "{}" not in template:  # no slot marker: the whole text is context
-                slot_ids, n_pad, dropped = self._fit(tok.encode(before), keep_end=False, slots=self.n_ctx)
-        else:
-            half = self.n_ctx // 2
-            left, pad_l, drop_l = self._fit(tok.encode(before), keep_end=True, slots=half)
-            right, pad_r, drop_r = self._fit(tok.encode(after), keep_end=False, slots=self.n_ctx - half)
-            slot_ids, n_pad, dropped, ignored = left + right, pad_l + pad_r, drop_l + drop_r, ""
-        return slot_ids, LoadReport(
-            template=template,
-            tokens=tuple(tok.token_strings(slot_ids)),
-            n_padded=n_pad,
-            dropped=tuple(tok.token_strings(dropped)),
-            ignored_text=ignored,
-            unknown=tuple(tok.unknown_words(template.replace("{}", " "))),
-        )
+        return fit_template(self.clip.tokenizer, template, n_ctx=self.n_ctx,
+                            class_token_position=self.class_token_position, filler_id=self._filler_id)
 
     def extra_repr(self) -> str:
         return (

@@ -21,8 +21,9 @@ __all__ = ["add_run_parser", "run_command", "config_from_args"]
 
 _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
             "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat"),
-            "schedule": ("step", "epoch")}
-_TYPES = {"warmup_steps": int, "llm_samples": int, "llm_temperature": float}  # defaults of None, numbers when given
+            "schedule": ("step", "epoch"), "approval": ("auto", "human")}
+# defaults of None, numbers when given
+_TYPES = {"warmup_steps": int, "llm_samples": int, "llm_temperature": float, "approval_timeout": float}
 
 
 def _flags() -> dict[str, Any]:
@@ -67,8 +68,6 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<method>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
-    p.add_argument("--approval", choices=("auto",), default="auto",
-                   help="who approves restarts: the restart policy (headless runs)")
     p.add_argument("--compare", choices=("none", "coop"), default="none",
                    help="also run CoOp alone with the same settings and print both")
     p.add_argument("--no-progress", action="store_true")
@@ -107,6 +106,16 @@ def _print_stages(runs: list[tuple[str, dict[str, Any]]], echo: Callable[[str], 
         echo(f"{first['stage']:>5} {first['step']:>5}{cells}")
 
 
+def _announce_waiting(echo: Callable[..., None]) -> Callable[[dict[str, Any]], None]:
+    """The one line a run with ``--approval human`` prints when it starts waiting: how to answer."""
+    from catalyst_nb.runs.approval_cli import answer_hint
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == "waiting":
+            echo(f"round {event['round']} waits for approval: {answer_hint(event['run_dir'])}", flush=True)
+    return on_event
+
+
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo: Callable[[str], None]) -> int:
     """Run (and compare); ``echo`` writes the command's output (the command line passes ``print``)."""
     from catalyst_nb.experiment.headless import execute
@@ -140,7 +149,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo:
     results = []
     for name, cfg, folder in plan:
         summary = execute(cfg, folder, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                          approval=args.approval)
+                          on_event=_announce_waiting(echo))
         results.append((name, summary))
         if summary.get("status") != "done":
             echo(f"{name}: {summary.get('status')} — see {folder}")

@@ -59,7 +59,11 @@ class Experiment:
         llm_client: a client to use instead of the one the config names (a sweep's shared server, a
             :class:`~catalyst_nb.llm.ScriptedClient` or a cassette in tests and notebooks).
         approval: ``auto`` (the restart policy decides) or ``human`` (:meth:`run` returns when a restart
-            awaits a decision; decide on :attr:`optimizer`, e.g. with the approval panel, then run again).
+            awaits a decision; decide on :attr:`optimizer`, e.g. with the approval panel, then run again);
+            ``None``: the config's ``[catalyst] approval``.  A value given here is written into the config.
+        approval_inbox: take the decisions from the run folder instead (``catalyst-nb approve``, a notebook
+            attached with :func:`catalyst_nb.runs.attach`): :meth:`run` waits for each one, as headless
+            runs do; needs ``folder`` (see :mod:`catalyst_nb.runs.approval_inbox`).
         progress: progress bars while features are extracted.
         on_event: called with every event (the JSON line) as it is recorded.
         **settings: settings on top of ``config``, flat or nested (``lr=0.01``, ``catalyst={"rounds": 2}``).
@@ -67,17 +71,22 @@ class Experiment:
 
     def __init__(self, config: RunConfig | Mapping[str, Any] | None = None, *,
                  folder: str | os.PathLike[str] | None = None, resume: bool = False, overwrite: bool = False,
-                 llm_client: Any = None, approval: str = "auto", progress: bool = True,
-                 on_event: EventCallback | None = None, **settings: Any) -> None:
-        if approval not in ("auto", "human"):
+                 llm_client: Any = None, approval: str | None = None, approval_inbox: bool = False,
+                 progress: bool = True, on_event: EventCallback | None = None, **settings: Any) -> None:
+        if approval not in (None, "auto", "human"):
             raise ValueError(f"approval={approval!r} is not 'auto' or 'human'")
         config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config or {})
+        if approval is not None:
+            settings = {**settings, "approval": approval}
         if settings:
             config = config.replace(**settings)
         if resume and folder is None:
             raise ValueError("resume=True needs the folder of the run to continue")
+        if approval_inbox and folder is None:
+            raise ValueError("approval_inbox=True needs the folder whose inbox the decisions arrive in")
         self.config: RunConfig = config
-        self.approval = approval
+        self.approval = config.catalyst.approval
+        self._waiter: Any = None
         self.on_event = on_event
         self._started = time.perf_counter()
         self._summary: dict[str, Any] | None = None
@@ -91,7 +100,7 @@ class Experiment:
         if folder is not None:
             self.folder = RunFolder.claim(folder, config, resume=resume, overwrite=overwrite)
         try:
-            self._build(llm_client, resume=resume, progress=progress)
+            self._build(llm_client, resume=resume, progress=progress, approval_inbox=approval_inbox)
         except BaseException:
             self.close()
             raise
@@ -108,7 +117,7 @@ class Experiment:
         """From a config's dict; ``options`` as for :meth:`from_toml`."""
         return cls(RunConfig.from_dict(data), **options)
 
-    def _build(self, llm_client: Any, *, resume: bool, progress: bool) -> None:
+    def _build(self, llm_client: Any, *, resume: bool, progress: bool, approval_inbox: bool = False) -> None:
         from catalyst_nb.experiment.build import build_context, build_optimizer, fingerprint, open_llm_client
         from catalyst_nb.threads import configure_torch_threads
 
@@ -130,6 +139,11 @@ class Experiment:
             client = ResumingClient(client, self.folder.cassette_file)  # a resumed run replays what it paid for
         self.client = client if config.uses_llm else None
         self.optimizer = build_optimizer(config, ctx, self.client, approval=self.approval)
+        if self.folder is not None and approval_inbox:
+            from catalyst_nb.runs.approval_wait import approval_waiter
+
+            self._waiter = approval_waiter(self.folder.path, approval=self.approval,
+                                           timeout=config.catalyst.approval_timeout, fresh=not resume)
         self._start(resume=resume)
 
     def _start(self, *, resume: bool) -> None:
@@ -217,9 +231,14 @@ class Experiment:
         """THE place where a run meets a restart that awaits approval; returns whether the run goes on.
 
         With ``approval="human"`` nobody in this process decides: :meth:`run` returns and a notebook's
-        approval panel (or any code) decides on :attr:`optimizer`; the next :meth:`run` continues.
+        approval panel (or any code) decides on :attr:`optimizer`; the next :meth:`run` continues.  With
+        ``approval_inbox`` the decision comes through the run folder: this waits for it and applies it.
         """
-        return False
+        if self._waiter is None:
+            return False
+        self._waiter.wait(self.optimizer, on_event=self.on_event)  # the optimizer emits the decision event
+        self._record_emitted()
+        return not self.done
 
     def _events_of(self, result: Any) -> list[dict[str, Any]]:
         """The lines for what one optimizer step did: every round event it emitted (in order, even those

@@ -25,7 +25,7 @@ def execute(
     overwrite: bool = False,
     progress: bool = True,
     llm_client: Any = None,
-    approval: str = "auto",
+    approval: str | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``config`` into ``run_dir`` (or continue it with ``resume``) and return the summary.
@@ -33,8 +33,9 @@ def execute(
     The folder is checked before any model loads: a fresh run into a folder that holds a run is refused
     unless ``overwrite``; ``resume`` of a folder without a run, or made with other settings, is refused
     with every difference named.  ``llm_client`` replaces the client the config names (a sweep passes
-    one shared server).  ``approval`` is the experiment's (``human``: the run returns with status
-    ``awaiting approval`` at the first restart that waits).  A run that finished already returns its
+    one shared server).  ``approval`` overrides the config's; with ``human`` each restart waits in the run
+    folder for a decision (``catalyst-nb approve``, a notebook attached to the folder) and ``on_event``
+    hears ``{"type": "waiting", ...}`` when it starts waiting.  A run that finished already returns its
     saved summary.
     """
     from catalyst_nb.experiment.experiment import Experiment
@@ -45,7 +46,7 @@ def execute(
         if folder.is_finished():
             return folder.read_summary()
     with Experiment(config, folder=run_dir, resume=resume, overwrite=overwrite, llm_client=llm_client,
-                    approval=approval, progress=progress, on_event=on_event) as experiment:
+                    approval=approval, approval_inbox=True, progress=progress, on_event=on_event) as experiment:
         summary = experiment.run(progress=progress)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary

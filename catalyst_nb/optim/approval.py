@@ -12,7 +12,12 @@ from typing import Any, Mapping
 
 from catalyst_nb.candidates import Candidate
 
-__all__ = ["ApprovalPending", "AwaitingApproval"]
+__all__ = ["ApprovalPending", "AwaitingApproval", "DECIDERS"]
+
+#: Who may decide a waiting restart, as recorded in the decision event: a person in the optimizer's own
+#: process (``human``), or through a run folder: the command line, a notebook attached to the folder, or
+#: the run itself taking the policy's recommendation when nobody answered in time (``timeout``).
+DECIDERS = ("human", "cli", "notebook", "timeout")
 
 
 class ApprovalPending(RuntimeError):

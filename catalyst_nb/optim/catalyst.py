@@ -34,7 +34,7 @@ from catalyst_nb.llm.errors import LLMError
 from catalyst_nb.llm.examples import describe_task
 from catalyst_nb.llm.meta_prompt import TaskDescription
 from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
-from catalyst_nb.optim.approval import ApprovalPending, AwaitingApproval
+from catalyst_nb.optim.approval import DECIDERS, ApprovalPending, AwaitingApproval
 from catalyst_nb.optim.candidate_sources import gather_candidates, projection_templates, variant_templates
 from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
 from catalyst_nb.optim.events import RoundEvent
@@ -437,29 +437,35 @@ class CatalystOptimizer:
 
     # ------------------------------------------------------------------------------------------ people
 
-    def approve(self, candidate_id: str, text: str | None = None) -> RoundEvent:
-        """Restart from proposal ``candidate_id`` (optionally edited to ``text``, which is re-scored)."""
-        pending = self._require_awaiting()
+    def approve(self, candidate_id: str, text: str | None = None, *, decider: str = "human") -> RoundEvent:
+        """Restart from proposal ``candidate_id`` (optionally edited to ``text``, which is re-scored).
+
+        ``decider`` is recorded in the decision event: who decided (``human`` here, ``cli``, ``notebook``
+        or ``timeout`` when the decision came through a run folder).
+        """
+        pending = self._require_awaiting(decider)
         ids = [c.id for c in pending.proposals]
         if candidate_id not in ids:
             raise KeyError(f"no proposal {candidate_id!r} in round {pending.round}; choose one of {ids}")
         if text is not None and check_template(text) != self._get(candidate_id).template:
             edited = self._human_candidate(text, note=f"edited from {candidate_id}")
-            return self._decide(edited.id, decider="human", edited_from=candidate_id)
-        return self._decide(candidate_id, decider="human", probe=pending.probe)
+            return self._decide(edited.id, decider=decider, edited_from=candidate_id)
+        return self._decide(candidate_id, decider=decider, probe=pending.probe)
 
-    def reject(self) -> RoundEvent:
+    def reject(self, *, decider: str = "human") -> RoundEvent:
         """Keep the current context; the next stage continues from it."""
-        pending = self._require_awaiting()
-        return self._decide(None, decider="human", probe=pending.probe)
+        pending = self._require_awaiting(decider)
+        return self._decide(None, decider=decider, probe=pending.probe)
 
-    def suggest(self, text: str) -> RoundEvent:
+    def suggest(self, text: str, *, decider: str = "human") -> RoundEvent:
         """Restart from a person's own template (scored first, recorded as a human candidate)."""
-        self._require_awaiting()
+        self._require_awaiting(decider)
         cand = self._human_candidate(text, note="suggested at approval")
-        return self._decide(cand.id, decider="human")
+        return self._decide(cand.id, decider=decider)
 
-    def _require_awaiting(self) -> AwaitingApproval:
+    def _require_awaiting(self, decider: str) -> AwaitingApproval:
+        if decider not in DECIDERS:
+            raise ValueError(f"decider={decider!r} is not one of {DECIDERS}")
         if self._awaiting is None:
             raise RuntimeError("no restart is waiting for approval (use approval='human'; see .awaiting)")
         return self._awaiting

@@ -14,6 +14,8 @@ _EXPORTS = {
     "METHODS": "catalyst_nb.runs.config", "RunConfig": "catalyst_nb.runs.config", "load_toml": "catalyst_nb.runs.config",
     "RunFolder": "catalyst_nb.runs.folder", "RunFolderError": "catalyst_nb.runs.folder",
     "RunRecord": "catalyst_nb.runs.record", "load_run": "catalyst_nb.runs.record",
+    "attach": "catalyst_nb.runs.attach", "AttachedRun": "catalyst_nb.runs.attach",
+    "run_status": "catalyst_nb.runs.status", "RunStatus": "catalyst_nb.runs.status",
 }
 __all__ = sorted(_EXPORTS)
 

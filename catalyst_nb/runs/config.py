@@ -68,6 +68,10 @@ class CatalystSettings:
 
     ``rounds`` also sets the restart points of ``projection-restarts`` and the evaluation points of CoOp;
     ``restart=None`` keeps the preset's policy; ``probe_steps``/``probe_top`` are ``restart="probe"``'s.
+    ``approval`` says who decides each restart: ``auto`` (the policy) or ``human`` (a headless run waits
+    in its folder for ``catalyst-nb approve`` or a notebook attached to it; a notebook's own run returns
+    and the approval panel decides); ``approval_timeout`` (seconds, headless) takes the policy's
+    recommendation when nobody answers in time, recorded as decided by the timeout.
     """
 
     preset: str = "default"
@@ -75,6 +79,8 @@ class CatalystSettings:
     restart: str | None = None
     probe_steps: int = 0
     probe_top: int = 0
+    approval: str = "auto"
+    approval_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ FLAT_KEYS: dict[str, tuple[str, str]] = {
 }
 # keys where the word "none" (TOML has no null) means None
 _NONE_TOP = ("pretrained", "device", "data_root")
-_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature")
+_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature", "approval_timeout")
 
 
 def _split(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -213,6 +219,14 @@ class RunConfig:
         need(c.restart in (None, *_RESTARTS), "restart", c.restart, f"is not one of {list(_RESTARTS)}")
         count("probe_steps", c.probe_steps, 0)
         count("probe_top", c.probe_top, 0)
+        need(c.approval in ("auto", "human"), "approval", c.approval, "must be 'auto' or 'human'")
+        if c.approval == "human" and self.method not in ("catalyst", "projection-restarts"):
+            problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts), "
+                            f"got method={self.method!r}")
+        timeout = c.approval_timeout
+        need(timeout is None or (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                 and math.isfinite(timeout) and timeout >= 0), "approval_timeout", timeout,
+             "must be a number of seconds >= 0 (or none to wait as long as it takes)")
         need(l.source in ("local", "none") or str(l.source).startswith(("http://", "https://")), "llm", l.source,
              "must be 'local', 'none' or an http(s):// URL")
         need(l.kind in ("completion", "chat"), "llm_kind", l.kind, "must be 'completion' or 'chat'")

@@ -33,7 +33,8 @@ from catalyst_nb.state_io import StateFileError, atomic_write_text, load_state, 
 
 __all__ = ["RunFolder", "RunFolderError"]
 
-_FILES = ("config.json", "events.jsonl", "state.pt", "llm_cassette.json", "summary.json", "report.html", "error.txt")
+_FILES = ("config.json", "events.jsonl", "state.pt", "llm_cassette.json", "summary.json", "report.html", "error.txt",
+          "approvals")
 
 
 class RunFolderError(ValueError):

@@ -15,7 +15,7 @@ from catalyst_nb.runs.config import RunConfig
 from catalyst_nb.runs.folder import RunFolder
 from catalyst_nb.trajectory import StepRecord, Trajectory
 
-__all__ = ["RunRecord", "load_run"]
+__all__ = ["RunRecord", "event_record", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,26 @@ def _restore(value: Any) -> Any:
     return float(value) if value in ("nan", "inf", "-inf") else value
 
 
+def event_record(line: dict[str, Any]) -> StepRecord | RoundEvent | None:
+    """One line of ``events.jsonl`` as the record the run made (``None`` for other kinds of line)."""
+    body = {k: v for k, v in line.items() if k != "type"}
+    if line.get("type") == "step":
+        return StepRecord.from_dict({k: _restore(v) for k, v in body.items()})
+    if line.get("type") == "round":
+        return RoundEvent.from_dict(body)
+    return None
+
+
 def load_run(path: str | os.PathLike[str]) -> RunRecord:
     """Read a run folder (``catalyst-nb run --out PATH``)."""
     folder = RunFolder(path)
     config = folder.read_config()
     steps, events = [], []
     for e in folder.read_events():
-        body = {k: v for k, v in e.items() if k != "type"}
-        if e.get("type") == "step":
-            steps.append(StepRecord.from_dict({k: _restore(v) for k, v in body.items()}))
-        elif e.get("type") == "round":
-            events.append(RoundEvent.from_dict(body))
+        record = event_record(e)
+        if isinstance(record, StepRecord):
+            steps.append(record)
+        elif record is not None:
+            events.append(record)
     summary = folder.read_summary() if folder.is_finished() else None
     return RunRecord(Path(path), config, Trajectory(steps), tuple(events), summary)

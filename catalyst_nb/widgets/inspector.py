@@ -143,7 +143,9 @@ class TrajectoryInspector:
         # only the live step's context is the context "at" this record (adopted probe steps are replayed
         # to observers after the fact, when the context already sits at the branch's end)
         live = record.step == getattr(optimizer, "step_count", record.step + 1) - 1
-        if live and self.snapshot_every and record.step % self.snapshot_every == 0:
+        # a run followed from its folder (runs.attach) has no context tensor here: records only
+        has_ctx = getattr(self.learner, "ctx", None) is not None
+        if live and has_ctx and self.snapshot_every and record.step % self.snapshot_every == 0:
             self.snapshots[record.step] = self.learner.ctx.detach().to("cpu", copy=True)
         self._pending += 1
         if self._clock() - self._last_draw >= self._gap:
