@@ -43,6 +43,7 @@ __all__ = [
     "WeightsUnavailableError",
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
+    "keep_loaded_models",
     "list_package_models",
     "context_length_of",
     "load_clip",
@@ -308,11 +309,51 @@ def load_clip(
         WeightsUnavailableError: the tag's weights are not cached and cannot be downloaded (offline).
         WeightsIntegrityError: shipped weights fail their checksum or were trained on another text tower.
     """
-    import open_clip  # local import: keep `import catalyst_nb` light
-
     dev = resolve_device(device)
     pretrained = os.fspath(pretrained) if pretrained is not None else None
+<<<<<<< HEAD
     check_model(name, pretrained)
+=======
+    key = _kept_key(name, pretrained, dev, precision, cache_dir)
+    if key is not None and _KEPT is not None and key in _KEPT:
+        return _KEPT[key]
+    clip = _load_clip(name, pretrained, dev, precision, cache_dir)
+    if key is not None and _KEPT is not None:
+        _KEPT[key] = clip
+    return clip
+
+
+# Models kept by this process (a sweep worker that serves many cells), or None: load every time.
+_KEPT: dict[tuple[Any, ...], "ClipBackbone"] | None = None
+
+
+def _kept_key(name: str, pretrained: str | None, dev: torch.device, precision: str, cache_dir: str | None) -> tuple[Any, ...] | None:
+    """What makes two loads the same model; None for random weights (drawn afresh from torch's RNG)."""
+    if pretrained is None:
+        return None
+    stamp = None
+    if os.path.isfile(pretrained):
+        info = os.stat(pretrained)
+        stamp = (os.path.realpath(pretrained), info.st_mtime_ns, info.st_size)
+    return (name, pretrained, stamp, str(dev), precision, cache_dir)
+
+
+def keep_loaded_models(keep: bool = True) -> None:
+    """Make :func:`load_clip` in this process hand out the model it loaded before for the same name,
+    weights, device and precision (``keep=False``: forget them and load every time again).
+
+    For a process that serves many runs of one model, a sweep's worker: the model is frozen and each run
+    makes its own prompt learner, so sharing it changes nothing but the 1-3 s a load costs per cell.
+    Random weights (``pretrained=None``) are never kept: each load draws them from torch's generator.
+    """
+    global _KEPT
+    _KEPT = {} if keep else None
+
+
+def _load_clip(name: str, pretrained: str | None, dev: torch.device, precision: str, cache_dir: str | None) -> "ClipBackbone":
+    import open_clip  # local import: keep `import catalyst_nb` light
+
+>>>>>>> main
     if name in list_package_models():
         model, preprocess, tokenizer = _load_package_model(name, pretrained, dev, precision, open_clip)
     else:

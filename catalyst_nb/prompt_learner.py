@@ -361,20 +361,49 @@ class PromptLearner(nn.Module):
         encoded in one pass, so scoring K templates as they would be loaded costs about K/chunk text-tower
         calls instead of K.  Nothing here touches ``ctx``.
         """
-        if contexts.shape[1:] != self.ctx.shape:
-            raise ValueError(f"contexts of shape {tuple(contexts.shape)} do not match ctx {tuple(self.ctx.shape)}")
-        n_cls = len(self.classnames)
-        rows = torch.arange(n_cls, device=self.ctx.device).unsqueeze(1).expand_as(self.ctx_positions)
+        self._check_contexts(contexts)
         out = []
         for start in range(0, len(contexts), max(int(chunk), 1)):
             part = contexts[start : start + chunk].to(self.ctx.device, self.base_embeddings.dtype)
-            emb = self.base_embeddings.unsqueeze(0).repeat(len(part), 1, 1, 1)
-            per_class = part if self.class_specific else part.unsqueeze(1).expand(-1, n_cls, -1, -1)
-            emb[:, rows, self.ctx_positions] = per_class
-            ids = self.token_ids.repeat(len(part), 1)
-            feats = encode_text_from_embeddings(self.clip, emb.flatten(0, 1), ids).float()
-            out.append(F.normalize(feats, dim=-1).view(len(part), n_cls, -1))
+            out.append(self._plain_features_for(part))
         return torch.cat(out)
+
+    def _check_contexts(self, contexts: torch.Tensor) -> None:
+        if contexts.shape[1:] != self.ctx.shape:
+            raise ValueError(f"contexts of shape {tuple(contexts.shape)} do not match ctx {tuple(self.ctx.shape)}")
+
+    def _plain_features_for(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Every class prompt of every context through the whole tower: ``[n_contexts, n_classes, dim]``."""
+        n_cls = len(self.classnames)
+        rows = torch.arange(n_cls, device=self.ctx.device).unsqueeze(1).expand_as(self.ctx_positions)
+        emb = self.base_embeddings.to(contexts.dtype).unsqueeze(0).repeat(len(contexts), 1, 1, 1)
+        per_class = contexts if self.class_specific else contexts.unsqueeze(1).expand(-1, n_cls, -1, -1)
+        emb[:, rows, self.ctx_positions] = per_class
+        ids = self.token_ids.repeat(len(contexts), 1)
+        feats = encode_text_from_embeddings(self.clip, emb.flatten(0, 1), ids).float()
+        return F.normalize(feats, dim=-1).view(len(contexts), n_cls, -1)
+
+    def text_features_batch(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Normalized text features of several contexts in one pass, ``[n_contexts, n_classes, embed_dim]``.
+
+        Differentiable (each context gets its own gradient) and on this learner's text path: on the
+        shared-prefix path the contexts' prefixes are encoded together and each class suffix attends to
+        its own context's prefix, so one pass costs what :meth:`text_features` costs per context, with
+        one set of kernel calls.  The probe trains its forks through this (:mod:`catalyst_nb.optim.probing`).
+        """
+        self._check_contexts(contexts)
+        contexts = contexts.to(self.ctx.device)
+        if self.text_path == "plain":
+            return self._plain_features_for(contexts)
+        n_cls, groups = len(self.classnames), len(contexts)
+        p = self.prefix_length
+        n = real_prompt_length(self.clip, self.token_ids)
+        start = self.base_embeddings[0, :1].to(contexts.dtype).expand(groups, 1, -1)
+        cache = encode_prefix(self.clip, torch.cat([start, contexts], dim=1))
+        suffix = self.base_embeddings[:, p:n].to(contexts.dtype).repeat(groups, 1, 1)
+        pool = (pool_positions(self.clip, self.token_ids[:, :n]) - p).repeat(groups)
+        feats = encode_suffix(self.clip, cache, suffix, pool).float()
+        return F.normalize(feats, dim=-1).view(groups, n_cls, -1)
 
     # ----------------------------------------------------------------------------------- text <-> context
 

@@ -20,7 +20,7 @@ import torch
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
-from catalyst_nb.template_scoring import encode_templates
+from catalyst_nb.template_scoring import encode_template_batch, template_too_long
 
 __all__ = ["TemplateScore", "TemplateScorer"]
 
@@ -86,6 +86,21 @@ class TemplateScorer:
         feats = self.learner.text_features_for(contexts, chunk=self.chunk)
         return [self._evaluate(f) for f in feats]
 
+    def _raw(self, templates: Sequence[str]) -> dict[str, EvalResult]:
+        """Each template as the hard prompt it is, all in one batched pass (those too long are left out)."""
+        clip, names = self.learner.clip, self.split.classnames
+        usable = []
+        for template in dict.fromkeys(templates):
+            problem = template_too_long(clip, template, names)
+            if problem:
+                log.warning("raw prompt %r could not be scored: %s", template, problem)
+            else:
+                usable.append(template)
+        if not usable:
+            return {}
+        weights = encode_template_batch(clip, usable, names)  # DEFAULT_CHUNK prompts per tower call
+        return {t: self._evaluate(w) for t, w in zip(usable, weights)}
+
     @torch.no_grad()
     def score(self, templates: Sequence[str]) -> list[TemplateScore]:
         """Score each template as loaded (batched) and, if ``raw``, as the hard prompt it is."""
@@ -101,16 +116,9 @@ class TemplateScorer:
         if fitted:
             ctx = torch.stack([self.learner.context_from_ids(ids) for _, ids, _ in fitted])
             loaded_results = self.contexts(ctx)
+            raw = self._raw([templates[i] for i, _, _ in fitted]) if self.raw else {}
             for (i, ids, report), res in zip(fitted, loaded_results):
-                raw_loss = raw_acc = None
-                if self.raw:
-                    try:
-                        clip = self.learner.clip
-                        weights = encode_templates(clip, [templates[i]], self.split.classnames)
-                        raw_res = self._evaluate(weights)
-                        raw_loss, raw_acc = raw_res.loss, raw_res.accuracy
-                    except ValueError as exc:  # e.g. too long for the text tower as a whole prompt
-                        log.warning("raw prompt %r could not be scored: %s", templates[i], exc)
-                out[i] = TemplateScore(templates[i], res.loss, res.accuracy, raw_loss, raw_acc,
-                                       self.learner.loaded_template(ids), report)
+                raw_res = raw.get(templates[i])
+                out[i] = TemplateScore(templates[i], res.loss, res.accuracy, raw_res.loss if raw_res else None,
+                                       raw_res.accuracy if raw_res else None, self.learner.loaded_template(ids), report)
         return [s for s in out if s is not None]

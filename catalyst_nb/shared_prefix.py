@@ -32,7 +32,8 @@ class PrefixCache:
     """Keys and values of the shared prefix at every layer of the text tower.
 
     Attributes:
-        keys / values: one ``[heads, prefix_length, head_dim]`` tensor per layer.
+        keys / values: one ``[heads, prefix_length, head_dim]`` tensor per layer (``[groups, heads,
+            prefix_length, head_dim]`` for several prefixes encoded at once).
         length: number of prefix positions (the suffix starts at this position).
     """
 
@@ -108,14 +109,22 @@ def _attention(qkv: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | Non
     if cache is None:
         out = own.softmax(dim=-1) @ v
     else:
-        k_p, v_p = cache  # [heads, p, dim]
-        p = k_p.shape[1]
-        q_rows = q.transpose(0, 1).reshape(heads, batch * s, dim)
-        past = (q_rows @ k_p.transpose(-1, -2)).view(heads, batch, s, p).transpose(0, 1)
+        k_p, v_p = cache  # [heads, p, dim], or [groups, heads, p, dim]: one prefix per group of rows
+        if k_p.dim() == 3:
+            k_p, v_p = k_p.unsqueeze(0), v_p.unsqueeze(0)
+        groups, p = k_p.shape[0], k_p.shape[2]
+        n = batch // groups
+
+        def fold(t: torch.Tensor) -> torch.Tensor:  # [batch, heads, s, x] -> [groups, heads, n * s, x]
+            return t.reshape(groups, n, heads, s, -1).transpose(1, 2).reshape(groups, heads, n * s, -1)
+
+        def unfold(t: torch.Tensor) -> torch.Tensor:  # the inverse of fold
+            return t.reshape(groups, heads, n, s, -1).transpose(1, 2).reshape(batch, heads, s, -1)
+
+        past = unfold(fold(q) @ k_p.transpose(-1, -2))
         probs = torch.cat([past, own], dim=-1).softmax(dim=-1)
         probs_past, probs_own = probs.split([p, s], dim=-1)
-        from_past = probs_past.transpose(0, 1).reshape(heads, batch * s, p) @ v_p
-        out = probs_own @ v + from_past.view(heads, batch, s, dim).transpose(0, 1)
+        out = probs_own @ v + unfold(fold(probs_past) @ v_p)
     return out.transpose(1, 2).reshape(batch, s, heads * dim)
 
 
@@ -169,16 +178,23 @@ def _check(clip: ClipBackbone) -> None:
 def encode_prefix(clip: ClipBackbone, embeddings: torch.Tensor) -> PrefixCache:
     """Run the shared prefix (``[p, width]`` input embeddings, start marker first) through the tower once.
 
+    ``[groups, p, width]`` encodes several prefixes in one pass (the probe's forks, one soft context
+    each); :func:`encode_suffix` then gives each consecutive ``batch / groups`` rows their group's prefix.
     Differentiable: gradients reach ``embeddings`` (the soft context) through the cached keys and values.
     """
     _check(clip)
-    if embeddings.dim() != 2 or embeddings.shape[0] < 1:
-        raise ValueError(f"prefix embeddings must be [length >= 1, width], got {tuple(embeddings.shape)}")
+    if embeddings.dim() not in (2, 3) or embeddings.shape[-2] < 1:
+        raise ValueError(f"prefix embeddings must be [length >= 1, width] or [groups, length, width], "
+                         f"got {tuple(embeddings.shape)}")
     model = clip.model
-    p = embeddings.shape[0]
+    grouped = embeddings.dim() == 3
+    prefixes = embeddings if grouped else embeddings.unsqueeze(0)
+    groups, p = prefixes.shape[:2]
     cast = model.transformer.get_cast_dtype()
-    x = embeddings.to(cast) + model.positional_embedding[:p].to(cast)
-    _, keys, values = _run_blocks(model, x, torch.arange(p, device=x.device), (1, p), None)
+    x = (prefixes.to(cast) + model.positional_embedding[:p].to(cast)).reshape(groups * p, -1)
+    _, keys, values = _run_blocks(model, x, torch.arange(groups * p, device=x.device), (groups, p), None)
+    if grouped:
+        return PrefixCache(tuple(keys), tuple(values), p)
     return PrefixCache(tuple(k[0] for k in keys), tuple(v[0] for v in values), p)
 
 
@@ -200,6 +216,9 @@ def encode_suffix(
     p = cache.length
     if p + s > model.positional_embedding.shape[0]:
         raise ValueError(f"prefix {p} + suffix {s} positions exceed the context length {model.positional_embedding.shape[0]}")
+    groups = cache.keys[0].shape[0] if cache.keys[0].dim() == 4 else 1
+    if batch % groups:
+        raise ValueError(f"{batch} suffixes cannot be split evenly over {groups} prefixes")
     if pool_index.shape != (batch,) or bool((pool_index < 0).any()) or bool((pool_index >= s).any()):
         raise ValueError(f"pool_index must hold {batch} positions in [0, {s}), got {pool_index.tolist()[:8]}")
     cast = model.transformer.get_cast_dtype()

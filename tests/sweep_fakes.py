@@ -48,3 +48,15 @@ def fake_execute(config, run_dir, *, resume=False, overwrite=False, progress=Tru
         summary.update(base_accuracy=base, new_accuracy=new, harmonic_mean=2 * base * new / (base + new))
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return summary
+
+
+def threads_execute(config, run_dir, **kwargs):
+    """``fake_execute`` that first sets torch's threads as the run layer does and reports the count."""
+    import torch
+
+    from catalyst_nb.threads import configure_torch_threads
+
+    configure_torch_threads()
+    summary = fake_execute(config, run_dir, **kwargs)
+    summary["torch_threads"] = torch.get_num_threads()
+    return summary

@@ -62,6 +62,16 @@ def test_run_walks_stages_and_rounds_in_order_and_spends_the_budget(tiny_native,
     assert [s.step for s in steps] == list(range(16))
 
 
+def test_llm_events_record_each_calls_hashed_seed(tiny_native, splits):
+    from catalyst_nb.llm.sampling_seed import sampling_seed
+
+    opt, client = make(tiny_native, splits, [REPLY, REPLY2], llm_config=dict(seed=4))
+    opt.run(progress=False)
+    llm_events = [e for e in opt.events if e.kind == "llm"]
+    assert [e.data["seeds"] for e in llm_events] == [[sampling_seed(4, 0, 0)], [sampling_seed(4, 1, 0)]]
+    assert [r.seed for r in client.requests] == [s for e in llm_events for s in e.data["seeds"]]
+
+
 def test_best_policy_restarts_from_the_best_scored_proposal_as_loaded(tiny_native, splits):
     opt, _ = make(tiny_native, splits, [REPLY, REPLY], rounds=1)
     opt.run(progress=False)

@@ -236,3 +236,29 @@ def test_server_started_from_a_finished_thread_keeps_running(fake_python, model_
         pid = server.pid
         server.stop()
     assert wait_gone(pid)
+
+
+def test_warming_client_starts_at_once_answers_later_and_lends_its_cores(fake_python, model_file):
+    from catalyst_nb.llm.launcher import WarmingLocalClient
+    from catalyst_nb.threads import llm_server_threads
+
+    client = WarmingLocalClient(n_threads=2, model_path=model_file, python=str(fake_python), startup_timeout=20)
+    try:
+        assert client.is_running and not client._server._ready  # started, not waited for: the stage runs meanwhile
+        assert client._server.command()[-4:] == ["--n_threads", "2", "--n_threads_batch", "2"]
+        assert llm_server_threads(client) == 0  # torch keeps every core: the server only computes during a call
+        resp = client.complete(LLMRequest(model=client.model, prompt="1."))
+        assert "a photo of a {}" in resp.text
+        pid = client._server.pid
+    finally:
+        client.close()
+    assert not client.is_running and wait_gone(pid)
+
+
+def test_warming_client_reports_a_failed_start_at_the_first_call(tmp_path, fake_python):
+    from catalyst_nb.llm.launcher import WarmingLocalClient
+
+    client = WarmingLocalClient(model_path=tmp_path / "missing.gguf", python=str(fake_python))
+    assert not client.is_running
+    with pytest.raises(LocalServerError, match="model file not found"):
+        client.complete(LLMRequest(model=client.model, prompt="1."))

@@ -133,3 +133,19 @@ def test_request_validation():
         LLMRequest(model="m", prompt="p", temperature=3.0)
     with pytest.raises(ValueError, match="n must"):
         LLMRequest(model="m", prompt="p", n=0)
+
+
+def test_chat_history_without_filler_words():
+    from catalyst_nb.llm import ScoredTemplate, TaskDescription
+    from catalyst_nb.llm.meta_prompt import MetaPromptConfig, chat_messages, hide_filler
+
+    assert hide_filler("##x x xx X a photo of a {}.") == "a photo of a {}."
+    assert hide_filler("x x {}") == "{}" and hide_filler("x x") == "x x"  # nothing left to show: kept as is
+    task = TaskDescription("Fashion-MNIST", "clothing")
+    history = [ScoredTemplate("x x x x a photo of a {}.", 0.9, 0.7), ScoredTemplate("xx x X x a photo of a {}.", 1.0, 0.6)]
+    cleaned = chat_messages(history, task, MetaPromptConfig(without_filler=True))[1].content
+    assert "template: a photo of a {}." in cleaned and " x " not in cleaned
+    assert cleaned.count("template: ") == 1  # the two projections clean to one template, shown with its best score
+    assert "loss: 0.900" in cleaned
+    raw = chat_messages(history, task, MetaPromptConfig())[1].content
+    assert "template: x x x x a photo of a {}." in raw

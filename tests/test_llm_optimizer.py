@@ -25,6 +25,8 @@ from catalyst_nb.llm import (
 )
 from catalyst_nb.candidates import Candidate
 from catalyst_nb.llm.optimizer import LLMPromptOptimizer
+from catalyst_nb.llm.client import request_key
+from catalyst_nb.llm.sampling_seed import sampling_seed
 from llm_fixtures.fake_openai import FakeOpenAIServer, Reply, chat_body
 
 SECRET = "sk-test-SECRET-optimizer-7"
@@ -60,11 +62,11 @@ def test_ask_returns_parsed_pending_proposals_and_records_the_round():
     assert user.index("a blurry photo of a {}.") < user.index("template: a photo of a {}.")
 
 
-def test_completion_client_gets_the_completion_prompt_and_seed_offsets():
+def test_completion_client_gets_the_completion_prompt_and_per_round_seeds():
     opt, client = make([" a {} in a shop\n2. a {} on a model", " a folded {}"], kind="completion", seed=10)
     opt.ask(HISTORY)
     opt.ask(HISTORY)
-    assert [r.seed for r in client.requests] == [10, 11]
+    assert [r.seed for r in client.requests] == [sampling_seed(10, 0, 0), sampling_seed(10, 1, 0)]
     assert client.requests[0].prompt.endswith("1.")
     assert [p.template for p in opt.proposals] == ["a {} in a shop", "a {} on a model", "a folded {}"]
 
@@ -273,7 +275,9 @@ def test_samples_make_several_calls_per_round_with_distinct_seeds():
     client = ScriptedClient(["a {} on a rail", "a {} on a rail", "a folded {}"], kind="completion")
     opt = LLMPromptOptimizer(client, task=TASK, style="captions", samples=3, seed=7, n_proposals=8)
     new = opt.ask(HISTORY)
-    assert [r.seed for r in client.requests] == [7, 8, 9]
+    assert [r.seed for r in client.requests] == [sampling_seed(7, 0, i) for i in range(3)]
+    assert opt.rounds[0].seeds == tuple(r.seed for r in client.requests)  # recorded with the round
+    assert len(set(opt.rounds[0].seeds)) == 3
     assert all(r.stop == ("\n",) for r in client.requests)
     assert client.requests[0].prompt.endswith("a photo of a {}.\n")  # best last, bare lines
     assert "loss" not in client.requests[0].prompt
@@ -286,3 +290,28 @@ def test_an_explicit_round_index_labels_ids_and_must_increase():
     assert [p.id for p in opt.ask(HISTORY, round=2)] == ["r2-0", "r2-1", "r2-2"]
     with pytest.raises(ValueError, match="round 1"):
         opt.ask(HISTORY, round=1)
+
+
+def test_runs_with_different_seeds_share_no_request():
+    """Neighbouring run seeds used to reuse each other's draws (seed + 8 * round + i); now none is shared."""
+    keys: dict[int, set[str]] = {}
+    for seed in range(1, 6):
+        client = ScriptedClient(["a {} on a rail"] * 32, kind="completion")
+        opt = LLMPromptOptimizer(client, task=TASK, style="captions", samples=8, seed=seed, n_proposals=8)
+        for _ in range(4):
+            opt.ask(HISTORY)  # the same history every round and run: only the seed can tell requests apart
+        keys[seed] = {request_key(r) for r in client.requests}
+        assert len(keys[seed]) == 32
+        assert {r.seed for r in client.requests} == set(s for rnd in opt.rounds for s in rnd.seeds)
+    for a in keys:
+        for b in keys:
+            if a < b:
+                assert not keys[a] & keys[b], (a, b)
+
+
+def test_sampling_seed_is_stable_and_31_bit():
+    assert sampling_seed(1, 0, 0) == sampling_seed(1, 0, 0)
+    seeds = {sampling_seed(s, r, i) for s in range(20) for r in range(5) for i in range(8)}
+    assert len(seeds) == 800 and all(0 <= x < 2 ** 31 for x in seeds)
+    with pytest.raises(ValueError, match="round_index"):
+        sampling_seed(1, 0.5, 0)

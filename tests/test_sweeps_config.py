@@ -99,13 +99,14 @@ def test_loading_files(tmp_path):
         load_sweep_config(tmp_path / "missing.toml")
 
 
-@pytest.mark.parametrize("name", ["methods.toml", "methods_smoke.toml", "methods_quick.toml", "methods_quick_b2n.toml", "methods_chat.toml"])
+@pytest.mark.parametrize("name", ["methods.toml", "methods_smoke.toml", "methods_quick.toml", "methods_quick_b2n.toml", "methods_chat.toml",
+                                  "methods_b2n_16shot.toml", "methods_paired_16shot.toml"])
 def test_shipped_sweep_files_are_valid(name):
     from pathlib import Path
 
     config = load_sweep_config(Path(__file__).resolve().parents[1] / "benchmarks" / name)
     labels = [label for label, _ in config.methods]
-    assert "zero-shot" in labels and "coop" in labels
+    assert "coop" in labels and config.baseline == "coop"  # every shipped table pairs its methods with CoOp
     assert len(expand(config)) >= 2
 
 

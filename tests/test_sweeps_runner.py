@@ -164,3 +164,19 @@ def test_a_cell_whose_summary_was_deleted_is_resumed_not_counted_done(tmp_path, 
     assert (again.ran, again.skipped) == (1, 17)
     assert _calls(out, "coop__embedded__4shot__seed2")[-1]["resume"] is True
     assert json.loads((cell / "summary.json").read_text())["test_accuracy"] == pytest.approx(accuracy("coop", 4, 2))
+
+
+def test_workers_keep_the_threads_their_executor_gave_them(tmp_path, monkeypatch):
+    """The run layer's own thread setting must not take a worker's share back (2 workers x all CPUs)."""
+    from catalyst_nb.sweeps.cell import CellTask
+    from catalyst_nb.threads import THREADS_ENV, available_cpus, worker_threads
+    from sweep_fakes import threads_execute
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)  # the executor decides, not the caller's environment
+    settings = {"method": "coop", "data": "embedded", "shots": 1, "steps": 4, "llm": "none"}
+    tasks = [CellTask(f"c{seed}", {**settings, "seed": seed}, str(tmp_path / f"c{seed}")) for seed in (1, 2, 3)]
+    outcomes = list(LocalExecutor(jobs=2).run(tasks, threads_execute))
+    assert [o.status for o in outcomes] == ["done"] * 3, [o.error for o in outcomes]
+    share = worker_threads(2, environ={})
+    assert {o.summary["torch_threads"] for o in outcomes} == {share}
+    assert share * 2 <= max(available_cpus(), 2)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from catalyst_nb.llm.launcher import WarmingLocalClient
 from catalyst_nb.runs.config import RunConfig
 
 __all__ = ["RunContext", "build_context", "make_learner", "fingerprint", "open_llm_client", "build_optimizer",
@@ -76,43 +77,19 @@ def fingerprint(ctx: RunContext) -> dict[str, str]:
             "scoring": ctx.scoring.key, "test": ctx.test.key}
 
 
-class LazyLocalServer:
-    """A completion client for the embedded local LLM that starts the server on the first live call.
+class LazyLocalServer(WarmingLocalClient):
+    """The run's client for a local LLM: the embedded Gemma's server starts loading at once, in the
+    background, while the first gradient stage runs, and is waited for at the first call (not before);
+    with ``chat`` (``llm = "local-chat"``) the 1.1 GB chat model's server starts at the first call.
 
-    A resumed run that replays all its LLM calls from its cassette never starts the server, and neither
-    does a notebook that stops before the first round.  Its one thread is reserved from the start
-    (``is_running`` is true for thread accounting), since a gradient stage that shares two cores with a
-    server waking up runs many times slower than on one core.
+    Its cores are lent, not reserved (``lends_cores``): a call is synchronous, so torch keeps every free
+    core for the stages and the server computes on the free cores during a call.  A resumed run whose calls
+    all replay from its cassette starts a server it does not use (about 1-3 s of one core, in the
+    background); the stages no longer wait for a start in the first round.
     """
 
-    kind = "completion"
-    n_threads = 1
-    is_running = True
-
-    def __init__(self) -> None:
-        from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
-
-        self.model = DEFAULT_MODEL_ALIAS
-        self._server: Any = None
-        self._client: Any = None
-
-    @property
-    def started(self) -> bool:
-        return self._server is not None
-
-    def complete(self, request: Any) -> Any:
-        if self._client is None:
-            from catalyst_nb.llm.launcher import LocalLLMServer
-
-            self._server = LocalLLMServer(n_threads=self.n_threads)
-            self._server.start()
-            self._client = self._server.completion_client()
-        return self._client.complete(request)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = self._client = None
+    def __init__(self, *, chat: bool = False) -> None:
+        super().__init__(chat=chat, warm=not chat)
 
 
 def open_llm_client(config: RunConfig) -> Any:
@@ -122,6 +99,8 @@ def open_llm_client(config: RunConfig) -> Any:
     llm = config.llm
     if llm.source == "none":
         return None
+    if llm.source == "local-chat":
+        return LazyLocalServer(chat=True)
     if llm.source == "local":
         return LazyLocalServer()
     cls = OpenAIChatClient if llm.kind == "chat" else OpenAICompletionClient
@@ -162,8 +141,22 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
                                     schedule=g.schedule, drop_last=g.drop_last)
     if g.warmup_steps is not None:  # otherwise the gradient optimizer's own rule, the only one
         gradient["warmup_steps"] = g.warmup_steps
+    if config.method == "random-edits":
+        client = _random_edit_client(config, ctx)
     return CatalystOptimizer(
         make_learner(config, ctx.clip, ctx.classnames), ctx.train, scoring=ctx.scoring, evaluation=ctx.test,
-        llm=client if config.method == "catalyst" else None, task=ctx.task, preset=c.preset, approval=approval,
+        llm=client if config.method in ("catalyst", "random-edits") else None, task=ctx.task, preset=c.preset, approval=approval,
         gradient=gradient, llm_config=llm_overrides(config), **overrides,
     )
+
+
+def _random_edit_client(config: RunConfig, ctx: RunContext) -> Any:
+    """The random-edit control's proposal source: the preset's word limit, the CLIP vocabulary's words.
+
+    It needs no cassette: its edits come from each request's hashed sampling seed, so a resumed run
+    repeats them."""
+    from catalyst_nb.llm.random_edits import RandomEditClient, vocabulary_words
+    from catalyst_nb.optim.catalyst_config import llm_settings
+
+    max_words = llm_settings(config.catalyst.preset, "completion", {}).get("max_words")
+    return RandomEditClient(vocabulary_words(ctx.clip.tokenizer), max_words=max_words)

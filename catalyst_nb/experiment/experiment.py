@@ -30,7 +30,7 @@ __all__ = ["Experiment"]
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[dict[str, Any]], None]
-_GRADIENT_METHODS = ("coop", "catalyst", "projection-restarts")
+_GRADIENT_METHODS = ("coop", "catalyst", "projection-restarts", "random-edits")
 _START = "a photo of a {}."
 
 
@@ -128,11 +128,12 @@ class Experiment:
                 self.folder.check_fingerprint(fingerprint(ctx))
             else:
                 self.folder.write_config(config, fingerprint(ctx))
+        # the CPUs other work leaves free (CATALYST_NB_THREADS or a worker's share overrides), counted before
+        # the run's own LLM server starts loading: it lends its cores (computes only while the run waits)
+        configure_torch_threads()
         client = llm_client
         if config.uses_llm and client is None:
             client = self._own_client = open_llm_client(config)
-        # the CPUs this process may use, less the local LLM server's (CATALYST_NB_THREADS overrides)
-        configure_torch_threads(llm_server=self._own_client if config.llm.source == "local" else None)
         if client is not None and self.folder is not None and config.uses_llm:
             from catalyst_nb.llm.cassette import ResumingClient
 

@@ -76,7 +76,7 @@ def gradient_summary(config: RunConfig, ctx: Any, opt: Any, evaluate: Any) -> di
                "final_projection": opt.learner.to_text().template, "budget_used": opt.budget_used,
                "restarts": [{"round": e["round"], "step": e["step"], "template": e["data"]["template"]}
                             for e in events if e["kind"] == "restart"]}
-    if config.method == "catalyst":
+    if config.method in ("catalyst", "random-edits"):
         rounds = opt.llm.rounds
         summary["llm"] = {"calls": sum(r.n_calls for r in rounds), "rounds": len(rounds),
                           "valid": sum(len(r.proposal_ids) for r in rounds),

@@ -45,7 +45,7 @@ from catalyst_nb.paths import cache_root
 
 from .errors import LocalServerError
 
-__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "cache_dir", "free_port", "gguf_path"]
+__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +174,7 @@ class LocalLLMServer:
         self._watchdog_fd: int | None = None
         self._log_file: Any = None
         self._atexit_registered = False
+        self._ready = False
 
     def __repr__(self) -> str:
         state = f"running pid={self.pid}" if self.is_running else "stopped"
@@ -203,14 +204,20 @@ class LocalLLMServer:
             "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
         ]
-        if self.n_threads is not None:
-            cmd += ["--n_threads", str(self.n_threads)]
+        if self.n_threads is not None:  # prompt processing too (llama.cpp would take every core for it)
+            cmd += ["--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads)]
         return cmd + list(self.extra_args)
 
     # ---- life cycle -------------------------------------------------------------------------
-    def start(self) -> LocalLLMServer:
-        """Start the server and wait until it answers; raises :class:`LocalServerError` otherwise."""
+    def start(self, *, wait: bool = True) -> LocalLLMServer:
+        """Start the server and wait until it answers; raises :class:`LocalServerError` otherwise.
+
+        With ``wait=False`` only the process starts (the model loads meanwhile); :meth:`wait_ready` then
+        waits for the answer.  A run starts its server so, before its first gradient stage.
+        """
         if self.is_running:
+            if wait:
+                self.wait_ready()
             return self
         if self.python == sys.executable and importlib.util.find_spec("llama_cpp") is None:
             raise LocalServerError(f"llama-cpp-python is not installed; {_INSTALL_HINT}")
@@ -238,13 +245,24 @@ class LocalLLMServer:
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
+        self._ready = False
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        """Wait until a started server answers (at once when it did before); stops it on failure."""
+        if self._ready and self.is_running:
+            return
+        if self._process is None:
+            raise LocalServerError("the local LLM server was not started; call start() first")
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+        self._ready = True
         logger.info("local LLM server ready at %s (pid %d)", self.base_url, self.pid)
-        return self
 
     def _start_watchdog(self, pgid: int) -> None:
         """Start the process that stops the server group when this process ends (see the module doc)."""
@@ -352,6 +370,7 @@ class LocalLLMServer:
                 process.wait(timeout=self.stop_timeout)
         elif process is not None:
             process.wait()
+        self._ready = False
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -370,8 +389,103 @@ class LocalLLMServer:
         """An :class:`~catalyst_nb.llm.openai_clients.OpenAICompletionClient` for this server."""
         from .openai_clients import OpenAICompletionClient
 
+        return self._client(OpenAICompletionClient, timeout=timeout, max_retries=max_retries)
+
+    def chat_client(self, *, timeout: float = 120.0, max_retries: int = 0):
+        """An :class:`~catalyst_nb.llm.openai_clients.OpenAIChatClient` for this server (an instruction-tuned
+        model such as :mod:`catalyst_nb.llm.chat_model`'s; llama.cpp applies the GGUF's chat template)."""
+        from .openai_clients import OpenAIChatClient
+
+        return self._client(OpenAIChatClient, timeout=timeout, max_retries=max_retries)
+
+    def _client(self, cls: Any, *, timeout: float, max_retries: int) -> Any:
         if self.base_url is None or not self.is_running:
             raise LocalServerError("the local LLM server is not running; use it as a context manager or call start()")
-        return OpenAICompletionClient(
-            self.model_alias, base_url=self.base_url, api_key="local-no-key", timeout=timeout, max_retries=max_retries
-        )
+        return cls(self.model_alias, base_url=self.base_url, api_key="local-no-key", timeout=timeout,
+                   max_retries=max_retries)
+
+
+class WarmingLocalClient:
+    """A client for a local LLM whose server loads while the first gradient stage runs.
+
+    The server process starts when the client is made (a run makes it before its first stage) and is
+    waited for at the first call, so its start-up (model load, about 1-3 s on two cores) overlaps the
+    stage instead of adding to the first round.  Its threads are *lent*: ``lends_cores`` tells
+    :mod:`catalyst_nb.threads` that the server computes only while its caller waits for an answer, so
+    torch keeps every free core for the stages and the server gets them during a call (``n_threads``,
+    default :func:`catalyst_nb.threads.server_threads`: the CPUs other work leaves free).  A server that
+    fails to start is reported at the first call, as a :class:`LocalServerError` (an LLM fault: the
+    round is skipped with the reason).
+
+    ``chat=True`` serves the instruction-tuned model of :mod:`catalyst_nb.llm.chat_model` through the chat
+    endpoint.  ``warm=False`` starts the server at the first call instead: the chat model is 1.1 GB, so a
+    run that never reaches a round (or replays every call from its cassette) should not load it.
+    ``**server`` are further :class:`LocalLLMServer` arguments.
+    """
+
+    lends_cores = True
+
+    def __init__(self, *, n_threads: int | None = None, chat: bool = False, warm: bool = True, **server: Any) -> None:
+        from catalyst_nb.threads import server_threads
+
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"n_threads={n_threads!r} must be >= 1")
+        self.chat = chat
+        self.kind = "chat" if chat else "completion"
+        self.n_threads = server_threads() if n_threads is None else int(n_threads)
+        self._settings = server
+        if chat:
+            from .chat_model import CHAT_MODEL_ALIAS
+
+            server.setdefault("model_alias", CHAT_MODEL_ALIAS)
+        else:
+            server.setdefault("model_alias", DEFAULT_MODEL_ALIAS)
+        self.model = server["model_alias"]
+        self._server: LocalLLMServer | None = None
+        self._client: Any = None
+        self._failure: LocalServerError | None = None
+        self._closed = False
+        if warm:
+            self._start()
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None or self._failure is not None
+
+    def _start(self) -> None:
+        """Make the server (the chat model's GGUF is assembled here, on first use) and start it loading."""
+        if self.chat:
+            from .chat_model import local_chat_server
+
+            server = local_chat_server(n_threads=self.n_threads, **self._settings)
+        else:
+            server = LocalLLMServer(n_threads=self.n_threads, **self._settings)
+        try:
+            server.start(wait=False)
+            self._server = server
+        except LocalServerError as exc:
+            self._failure = exc
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None and self._server.is_running
+
+    def complete(self, request: Any) -> Any:
+        if self._client is None:
+            if self._closed:
+                raise LocalServerError("the local LLM server was closed")
+            if not self.started:
+                self._start()
+            if self._server is None:
+                raise self._failure or LocalServerError("the local LLM server was closed")
+            self._server.wait_ready()
+            # a 1.5B chat model on one busy CPU thread can take minutes for a reply: wait for it
+            self._client = (self._server.chat_client(timeout=600.0) if self.chat
+                            else self._server.completion_client())
+        return self._client.complete(request)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+        self._server = self._client = None
+        self._closed = True

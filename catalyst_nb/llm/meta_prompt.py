@@ -11,6 +11,7 @@ unless the user chooses one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -22,9 +23,12 @@ __all__ = [
     "TaskDescription",
     "build_request",
     "caption_prompt",
+    "hide_filler",
     "chat_messages",
     "completion_prompt",
     "ordered_history",
+    "requested_count",
+    "shown_templates",
 ]
 
 STYLES = ("auto", "chat", "completion", "captions")
@@ -49,7 +53,12 @@ class TaskDescription:
 @dataclass(frozen=True)
 class MetaPromptConfig:
     """How many proposals to ask for, their word limit (``{}`` counts as a word; the paper asks for 3
-    templates under 9 words, i.e. ``max_words=8``), and how many of the best tried templates to show."""
+    templates under 9 words, i.e. ``max_words=8``), and how many of the best tried templates to show.
+
+    ``without_filler``: show the chat style's history with the padding words of projected prompts
+    removed (:func:`hide_filler`).  A chat model shown "x x x x a photo of a {}." copies the filler;
+    shown "a photo of a {}." it writes new templates.
+    """
 
     n_proposals: int = 3
     max_words: int = 8
@@ -57,6 +66,7 @@ class MetaPromptConfig:
     style: str = "auto"
     show_classnames: bool = False
     extra: tuple[str, ...] = field(default=())
+    without_filler: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_proposals, int) or not 1 <= self.n_proposals <= 20:
@@ -84,6 +94,21 @@ def ordered_history(history: Sequence[ScoredTemplate], *, max_history: int) -> l
     return sorted(kept, key=lambda t: -t.loss)
 
 
+# The prompt learner pads a short context with "X" (CoOp's placeholder), and projections of slots that
+# barely moved decode to it or to its neighbours ("x", "xx", a word piece "##x"): words of x's only are filler.
+_FILLER = re.compile(r"^(##)?x+$", re.IGNORECASE)
+
+
+def hide_filler(template: str) -> str:
+    """``template`` without its filler words ("x x x x a photo of a {}." -> "a photo of a {}.")."""
+    words = [w for w in template.split() if not _FILLER.match(w)]
+    return " ".join(words) if any(PLACEHOLDER in w for w in words) else template
+
+
+def _without_filler(history: Sequence[ScoredTemplate]) -> list[ScoredTemplate]:
+    return [ScoredTemplate(hide_filler(h.template), h.loss, h.accuracy, h.source) for h in history]
+
+
 def _task_lines(task: TaskDescription, config: MetaPromptConfig) -> list[str]:
     lines = [f"Task: classify images of the {task.dataset} dataset. The images show {task.images.rstrip('.')}."]
     if config.show_classnames and task.classnames:
@@ -103,6 +128,8 @@ def chat_messages(history: Sequence[ScoredTemplate], task: TaskDescription, conf
         f"A template is a short text in which {PLACEHOLDER} stands for the class name; the classifier "
         "fills in every class name and picks the text that matches the image best."
     )
+    if config.without_filler:
+        history = _without_filler(history)
     shown = ordered_history(history, max_history=config.max_history)
     if shown:
         lines.append("")
@@ -213,3 +240,40 @@ def build_request(
     if client_kind == "chat":
         return LLMRequest(messages=(ChatMessage("user", prompt),), stop=completion_stop(config), **common)  # type: ignore[arg-type]
     return LLMRequest(prompt=prompt, stop=completion_stop(config), **common)  # type: ignore[arg-type]
+
+
+_CHAT_ITEM = "template: "
+_LIST_ITEM = "- "
+
+
+def _request_text(request: LLMRequest) -> str:
+    if request.prompt is not None:
+        return request.prompt
+    return "\n".join(m.content for m in request.messages or () if m.role == "user")
+
+
+def shown_templates(request: LLMRequest) -> list[str]:
+    """The templates a request shows, in its order: the inverse of every style's rendering.
+
+    A proposal source that is not an LLM (the random-edit control) reads the same templates the LLM
+    would have read from the same request, so both work from one history.
+    """
+    text = _request_text(request)
+    lines = text.split("\n")
+    if request.stop == ("\n",):  # captions: a header line, then the bare templates
+        return [line for line in lines[1:] if line.strip()]
+    out = []
+    for line in lines:
+        if line.startswith(_CHAT_ITEM):
+            out.append(line[len(_CHAT_ITEM):])
+        elif line.startswith(_LIST_ITEM) and line.endswith("%)") and " (loss " in line:
+            out.append(line[len(_LIST_ITEM):line.rindex(" (loss ")])
+    return out
+
+
+def requested_count(request: LLMRequest) -> int:
+    """How many templates one reply to ``request`` should hold (captions: one line; lists: the number asked)."""
+    if request.stop == ("\n",):
+        return 1
+    match = re.search(r"\b(\d+) new templates?\b", _request_text(request))
+    return int(match.group(1)) if match else 1

@@ -21,8 +21,9 @@ from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.candidates import Candidate, Source, Status, best_candidate, check_score
 from catalyst_nb.llm.client import LLMClient, LLMRequest, LLMResponse, request_key
 from catalyst_nb.llm.history import ScoredTemplate
-from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request
+from catalyst_nb.llm.meta_prompt import MetaPromptConfig, TaskDescription, build_request, hide_filler
 from catalyst_nb.llm.parser import RejectedLine, parse_proposals
+from catalyst_nb.llm.sampling_seed import sampling_seed
 from catalyst_nb.templates import check_template, normalize_template
 from catalyst_nb.keys import check_known_keys
 
@@ -39,7 +40,8 @@ RoundHook = Callable[["LLMPromptOptimizer", "LLMRound"], None]
 class LLMOptimizerConfig:
     """How the LLM is asked: the meta-prompt (see :class:`MetaPromptConfig`) and the sampling.
 
-    ``samples`` is the number of calls per round (each with its own seed, ``seed + round * samples + i``):
+    ``samples`` is the number of calls per round (each with its own seed, hashed from ``seed``, the round
+    and the call: :func:`~catalyst_nb.llm.sampling_seed.sampling_seed`, so no two runs share a draw):
     a small base model gives one useful line per call far more often than a list in one call.
     ``keep_surplus`` keeps more than ``n_proposals`` valid templates from a round.
     """
@@ -56,6 +58,7 @@ class LLMOptimizerConfig:
     samples: int = 1
     seed: int | None = None
     keep_surplus: bool = False
+    without_filler: bool = False
 
     def __post_init__(self) -> None:
         self.meta  # validates the meta-prompt fields
@@ -70,7 +73,7 @@ class LLMOptimizerConfig:
     def meta(self) -> MetaPromptConfig:
         return MetaPromptConfig(n_proposals=self.n_proposals, max_words=self.max_words,
                                 max_history=self.max_history, style=self.style,
-                                show_classnames=self.show_classnames)
+                                show_classnames=self.show_classnames, without_filler=self.without_filler)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LLMOptimizerConfig":
@@ -95,6 +98,7 @@ class LLMRound:
     latency_s: float
     history_size: int
     n_calls: int = 1
+    seeds: tuple[int | None, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -126,6 +130,7 @@ class LLMRound:
             "latency_s": self.latency_s,
             "history_size": self.history_size,
             "n_calls": self.n_calls,
+            "seeds": list(self.seeds),
         }
 
     @classmethod
@@ -143,6 +148,7 @@ class LLMRound:
             latency_s=float(data.get("latency_s", 0.0)),
             history_size=int(data.get("history_size", 0)),
             n_calls=int(data.get("n_calls", 1)),
+            seeds=tuple(data.get("seeds", ())),
         )
 
 
@@ -160,8 +166,8 @@ class LLMPromptOptimizer:
     """Ask an LLM for new templates from scored ones; keep candidates and rounds as inspectable data.
 
     Settings are an :class:`LLMOptimizerConfig` (pass ``config=`` or its fields as keywords). ``seed``
-    (if given) is offset by the round and call number, so successive rounds sample differently while a
-    rerun (or a replay from a cassette) repeats exactly. ``style`` chooses the meta-prompt ("auto": chat
+    (if given) is hashed with the round and call number, so successive rounds and other runs sample
+    differently while a rerun (or a replay from a cassette) repeats exactly. ``style`` chooses the meta-prompt ("auto": chat
     messages for chat clients, a scored list for completion clients; "captions": bare lines for small
     base models).
     """
@@ -246,7 +252,7 @@ class LLMPromptOptimizer:
         c = self.config
         out = []
         for i in range(c.samples):
-            seed = None if c.seed is None else c.seed + index * c.samples + i
+            seed = None if c.seed is None else sampling_seed(c.seed, index, i)
             out.append(build_request(
                 history, self.task, client_kind=self.client.kind, model=self.client.model, config=c.meta,
                 temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, n=c.n, seed=seed,
@@ -266,6 +272,8 @@ class LLMPromptOptimizer:
 
     def _tried_texts(self, history: Sequence[ScoredTemplate]) -> list[str]:
         texts = [h.template for h in history]
+        if self.meta.without_filler:  # the shown (cleaned) form is not new either
+            texts += [hide_filler(h.template) for h in history]
         for p in self._proposals.values():
             texts.append(p.template)
             texts.append(p.original)
@@ -331,6 +339,7 @@ class LLMPromptOptimizer:
             latency_s=sum(r.latency_s for r in responses),
             history_size=len(history),
             n_calls=len(responses),
+            seeds=tuple(r.seed for r in requests),
         )
         self._rounds.append(record)
         for p in new:

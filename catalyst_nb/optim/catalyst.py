@@ -39,6 +39,7 @@ from catalyst_nb.optim.candidate_sources import gather_candidates, projection_te
 from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
 from catalyst_nb.optim.events import RoundEvent
 from catalyst_nb.optim.gradient import GradientPromptOptimizer
+from catalyst_nb.optim.probing import CURRENT, adopt_fork, run_forks
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.scoring import TemplateScorer
 from catalyst_nb.templates import check_template
@@ -310,7 +311,8 @@ class CatalystOptimizer:
         record = self.llm.rounds[-1]
         data = {"meta_prompt": record.meta_prompt, "replies": list(record.replies),
                 "dropped": [{"line": r.line, "reason": r.reason} for r in record.rejected],
-                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s}
+                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s,
+                "seeds": list(record.seeds)}
         self._round_proposals = [p.id for p in new]
         event = self._emit("llm", data, started)
         if not new and self.config.restart_from == "proposals":
@@ -366,29 +368,20 @@ class CatalystOptimizer:
     def _probe(self, top: list[Candidate]) -> tuple[str | None, dict[str, float]]:
         """Run P steps from each proposal and from the current context on forks; lowest scoring loss wins.
 
-        The live optimizer ends exactly where it started; the branches' end states are kept so the
-        winner can be adopted (its P steps then become live steps) and the rest are charged to the budget.
+        The forks run in :mod:`catalyst_nb.optim.probing` (as one batch of contexts where memory allows);
+        the live optimizer ends exactly where it started, and the branches' end states are kept so the
+        winner can be adopted (its P steps then become live steps) and the rest charged to the budget.
         """
-        P = self.config.probe_steps
-        origin = self.gradient.state_dict()
-        losses: dict[str, float] = {}
-        states: dict[str, dict[str, Any]] = {}
+        branches = {CURRENT: None, **{c.id: c.template for c in top}}
         self._muted = True
         try:
-            for branch in ["current", *[c.id for c in top]]:
-                self.gradient.load_state_dict(origin)
-                if branch != "current":
-                    self._load_template(self._get(branch).template)
-                for _ in range(P):
-                    self.gradient.step()
-                losses[branch] = float(self.scorer.current().loss)
-                states[branch] = self.gradient.state_dict()
+            forks = run_forks(self.gradient, self.scorer, branches, steps=self.config.probe_steps,
+                              load_template=self._load_template)
         finally:
-            self.gradient.load_state_dict(origin)
             self._muted = False
-        self._probe_states = states
-        best = min(losses, key=lambda b: (losses[b], b != "current"))
-        return (None if best == "current" else best), losses
+        self._probe_states, losses = forks.states, forks.losses
+        best = min(losses, key=lambda b: (losses[b], b != CURRENT))
+        return (None if best == CURRENT else best), losses
 
     def _do_decision(self) -> Unit:
         started = time.perf_counter()
@@ -427,10 +420,7 @@ class CatalystOptimizer:
         """Make a probe branch the live state (its P steps become live steps, replayed to observers);
         the steps of the other branches are charged to the budget."""
         if branch is not None:
-            seen = len(self.gradient.trajectory)
-            self.gradient.load_state_dict(self._probe_states[branch])
-            for record in self.gradient.trajectory[seen:]:
-                self.gradient._hooks(self.gradient, record)  # noqa: SLF001 - observers see adopted steps once
+            adopt_fork(self.gradient, self._probe_states[branch])
         P = self.config.probe_steps
         self._probe_spent += P * sum(1 for b in self._probe_states if b != branch)
         self._probe_states = {}

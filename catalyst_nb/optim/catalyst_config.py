@@ -108,8 +108,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "catalyst": dict(rounds=3, stage_steps=-1, candidates=5, sources=("projection",), restart="first",
                          momentum="keep", schedule="continue"),
-        # the released code asks a chat model for 3 templates under 9 words
-        "llm": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
+        # the released code asks a chat model for 3 templates under 9 words; a chat model sees the history
+        # without the projections' filler words (shown them, it copies them)
+        "llm": {"completion": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
+                "chat": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1,
+                             without_filler=True)},
     },
     "default": {
         "catalyst": dict(rounds=3, stage_steps=0, candidates=5, sources=CANDIDATE_SOURCES, restart="best",
@@ -117,7 +120,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # completion (base) models: one caption-like line per call, 8 calls; chat models: a list of 3
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
                                    max_tokens=24),
-                "chat": dict(n_proposals=3, max_words=10, style="chat", temperature=0.7, samples=1)},
+                "chat": dict(n_proposals=3, max_words=10, style="chat", temperature=0.7, samples=1,
+                             without_filler=True)},
     },
 }
 

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -225,13 +225,18 @@ class GradientPromptOptimizer:
     @property
     def lr(self) -> float:
         """The learning rate the next step will use (a function of the schedule position, not the step)."""
+        return self.learning_rate_at(self._schedule_step, self._schedule_total)
+
+    def learning_rate_at(self, schedule_step: int, schedule_total: int) -> float:
+        """The rate at a schedule position over a schedule of ``schedule_total`` steps (see :meth:`rewarm`);
+        for forks of this optimizer whose schedules differ (:mod:`catalyst_nb.optim.probing`)."""
         c = self.config
-        warmup = min(c.warmup_steps, max(self._schedule_total - 1, 0))
+        warmup = min(c.warmup_steps, max(schedule_total - 1, 0))
         if c.schedule == "epoch":
             spe = self.steps_per_epoch
-            return coop_epoch_learning_rate(self._schedule_step // spe, lr=c.lr, epochs=max(1, math.ceil(self._schedule_total / spe)),
+            return coop_epoch_learning_rate(schedule_step // spe, lr=c.lr, epochs=max(1, math.ceil(schedule_total / spe)),
                                             warmup_epochs=math.ceil(warmup / spe), warmup_lr=c.warmup_lr)
-        return coop_learning_rate(self._schedule_step, lr=c.lr, total_steps=self._schedule_total,
+        return coop_learning_rate(schedule_step, lr=c.lr, total_steps=schedule_total,
                                   warmup_steps=warmup, warmup_lr=c.warmup_lr)
 
     @property
@@ -261,6 +266,24 @@ class GradientPromptOptimizer:
         self._pos += len(idx)
         return idx
 
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The precision context every text-tower pass of this optimizer runs in (``config.precision``)."""
+        return self._autocast()
+
+    def draw_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and labels of the next minibatch; moves the epoch order and the generator on.
+
+        :meth:`step` draws its batch here; forks that share this optimizer's data order (the probe's)
+        draw theirs here too, so every fork sees the batches a separate step would have seen.
+        """
+        idx = self._next_batch()
+        if self.train.views is not None:
+            view = torch.randint(self.train.n_views, (len(idx),), generator=self._gen)
+            feats = self.train.views[view.to(self.device), idx.to(self.device)]
+        else:
+            feats = self.train.features[idx.to(self.device)]
+        return feats, self.train.labels[idx.to(self.device)]
+
     def _autocast(self):
         use_bf16 = self.config.precision == "bf16" or (self.config.precision == "auto" and self.device.type == "cuda")
         if use_bf16:
@@ -283,13 +306,7 @@ class GradientPromptOptimizer:
         """
         started = time.perf_counter()
         gen_state, perm, pos = self._gen.get_state(), self._perm, self._pos
-        idx = self._next_batch()
-        if self.train.views is not None:
-            view = torch.randint(self.train.n_views, (len(idx),), generator=self._gen)
-            feats = self.train.views[view.to(self.device), idx.to(self.device)]
-        else:
-            feats = self.train.features[idx.to(self.device)]
-        labels = self.train.labels[idx.to(self.device)]
+        feats, labels = self.draw_batch()
         lr = self.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -389,6 +406,12 @@ class GradientPromptOptimizer:
     def register_step_hook(self, hook: StepHook) -> RemovableHandle:
         """Call ``hook(optimizer, record)`` after every step; ``handle.remove()`` unregisters it."""
         return self._hooks.register(hook)
+
+    def replay_step_hooks(self, records: Sequence[StepRecord]) -> None:
+        """Call the step hooks for steps that were taken elsewhere and adopted (a probe fork's), in order,
+        so observers see every live step exactly once."""
+        for record in records:
+            self._hooks(self, record)
 
     # ------------------------------------------------------------------------------------------ state
 

@@ -40,7 +40,9 @@ from catalyst_nb.keys import check_known_keys
 
 __all__ = ["METHODS", "RunConfig", "GradientSettings", "CatalystSettings", "LLMSettings", "FLAT_KEYS", "load_toml"]
 
-METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts")
+METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts", "random-edits")
+# local LLM servers a run starts itself: the embedded Gemma 3 270M base model, the Qwen2.5 1.5B chat model
+LOCAL_LLMS = ("local", "local-chat")
 _DATA = ("embedded", "fashion-mnist")
 _RESTARTS = ("first", "best", "probe", "none")
 
@@ -86,8 +88,9 @@ class CatalystSettings:
 @dataclass(frozen=True)
 class LLMSettings:
     """Where the LLM comes from: ``local`` (the embedded Gemma server, started lazily for the run and
-    stopped with it), an ``http(s)://`` URL of an OpenAI-compatible server, or ``none``; ``kind`` is
-    ``completion`` or ``chat`` for a URL (``local`` is a completion model).  ``samples`` (calls per
+    stopped with it), ``local-chat`` (the Qwen2.5-Coder-1.5B-Instruct chat model of the extra
+    ``local-chat``, likewise), an ``http(s)://`` URL of an OpenAI-compatible server, or ``none``; ``kind``
+    is ``completion`` or ``chat`` for a URL (``local`` is a completion model, ``local-chat`` a chat model).  ``samples`` (calls per
     round) and ``temperature`` override the preset's LLM settings when given."""
 
     source: str = "local"
@@ -144,7 +147,9 @@ class RunConfig:
         method: ``zero-shot`` (best hand-written template on the scoring split), ``coop`` (gradient stages
             only), ``llm-only`` (the LLM alone, OPRO-style, as many calls as the catalyst makes),
             ``catalyst`` (the paper's method), ``projection-restarts`` (restarts from the best projection
-            at the same points, no LLM: the control that shows the LLM's own share).
+            at the same points, no LLM: the control that shows the LLM's own share), ``random-edits``
+            (the catalyst with random word edits of the shown templates in place of the LLM's proposals:
+            the control for whether the LLM does more than perturb).
         model, pretrained: the CLIP model (``catalyst-fmnist``/``embedded`` ship with the package).
         data, data_root: ``embedded`` (a Fashion-MNIST subset in the package) or ``fashion-mnist`` (IDX files).
         shots, seed: images per class of the training split, and the seed of everything random.
@@ -220,15 +225,15 @@ class RunConfig:
         count("probe_steps", c.probe_steps, 0)
         count("probe_top", c.probe_top, 0)
         need(c.approval in ("auto", "human"), "approval", c.approval, "must be 'auto' or 'human'")
-        if c.approval == "human" and self.method not in ("catalyst", "projection-restarts"):
-            problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts), "
+        if c.approval == "human" and self.method not in ("catalyst", "projection-restarts", "random-edits"):
+            problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts, random-edits), "
                             f"got method={self.method!r}")
         timeout = c.approval_timeout
         need(timeout is None or (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
                                  and math.isfinite(timeout) and timeout >= 0), "approval_timeout", timeout,
              "must be a number of seconds >= 0 (or none to wait as long as it takes)")
-        need(l.source in ("local", "none") or str(l.source).startswith(("http://", "https://")), "llm", l.source,
-             "must be 'local', 'none' or an http(s):// URL")
+        need(l.source in LOCAL_LLMS + ("none",) or str(l.source).startswith(("http://", "https://")), "llm", l.source,
+             "must be 'local', 'local-chat', 'none' or an http(s):// URL")
         need(l.kind in ("completion", "chat"), "llm_kind", l.kind, "must be 'completion' or 'chat'")
         if l.samples is not None:
             count("llm_samples", l.samples, 1)
@@ -237,7 +242,8 @@ class RunConfig:
              "must be a finite number >= 0 (or none for the preset's)")
         if self.uses_llm and l.source == "none":
             problems.append(f"method={self.method!r} needs an LLM (llm='local' or a URL), got llm='none'")
-        if self.method in ("catalyst", "llm-only", "projection-restarts") and isinstance(c.rounds, int) and c.rounds < 1:
+        if (self.method in ("catalyst", "llm-only", "projection-restarts", "random-edits") and isinstance(c.rounds, int)
+                and c.rounds < 1):
             problems.append(f"method={self.method!r} needs rounds >= 1")
         if problems:
             raise ValueError("; ".join(problems))

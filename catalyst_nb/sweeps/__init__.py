@@ -9,6 +9,7 @@ Importing this package imports neither torch nor Ray.
 """
 from __future__ import annotations
 
+from .budget import SweepBudget
 from .aggregate import figure_series, flag_collapsed, group_rows, result_rows
 from .cell import CellOutcome, CellTask, run_cell
 from .config import SweepConfig, SweepConfigError, load_sweep_config
@@ -21,7 +22,7 @@ from .table import markdown_table
 
 __all__ = [
     "Cell", "CellOutcome", "CellTask", "LocalExecutor", "RayAddressError", "RayExecutor", "SweepConfig",
-    "SweepConfigError", "SweepFolder", "SweepFolderError", "SweepResult", "check_ray_address", "expand",
+    "SweepBudget", "SweepConfigError", "SweepFolder", "SweepFolderError", "SweepResult", "check_ray_address", "expand",
     "figure_series", "flag_collapsed", "group_rows", "load_sweep_config", "markdown_table", "result_rows",
     "run_cell", "run_sweep", "write_reports",
 ]

@@ -17,8 +17,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .cell import CellOutcome
 from .grid import Cell
+from .paired import PairedDifference, finite, paired_difference
 
-__all__ = ["METRICS", "result_rows", "flag_collapsed", "group_rows", "figure_series", "SeedStat"]
+__all__ = ["METRICS", "result_rows", "flag_collapsed", "group_rows", "figure_series", "SeedStat",
+           "compare_to_baseline", "paired_columns", "difference_series"]
 
 METRICS = ("test_accuracy", "base_accuracy", "new_accuracy", "harmonic_mean", "zero_shot_accuracy")
 _HIDDEN_AXES = ("seed", "base_to_new")
@@ -95,11 +97,11 @@ class SeedStat(dict):
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> SeedStat:
-        finite = [v for v in values if v is not None and not math.isnan(v)]
-        if not finite:
+        kept = [v for v in values if v is not None and not math.isnan(v)]
+        if not kept:
             return cls(mean=None, std=None, n=0)
-        std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-        return cls(mean=statistics.fmean(finite), std=std, n=len(finite))
+        std = statistics.stdev(kept) if len(kept) > 1 else 0.0
+        return cls(mean=statistics.fmean(kept), std=std, n=len(kept))
 
 
 def group_rows(rows: Sequence[Mapping[str, Any]], *, axes: Sequence[str]) -> list[dict[str, Any]]:
@@ -128,6 +130,8 @@ def group_rows(rows: Sequence[Mapping[str, Any]], *, axes: Sequence[str]) -> lis
         group["base"] = SeedStat.of(r["base_accuracy"] for r in split)
         group["new"] = SeedStat.of(r["new_accuracy"] for r in split)
         group["harmonic_mean"] = SeedStat.of(r["harmonic_mean"] for r in split)
+        group["per_seed"] = {"test": {r.get("seed"): r["test_accuracy"] for r in whole},
+                             "harmonic_mean": {r.get("seed"): r["harmonic_mean"] for r in split}}
         group["collapsed"] = [_seed_tag(r) for r in done if r.get("collapsed")]
         group["failed"] = [_seed_tag(r) for r in members if r["status"] == "failed"]
         group["pending"] = sum(1 for r in members if r["status"] == "pending")
@@ -144,23 +148,106 @@ def figure_series(groups: Sequence[Mapping[str, Any]], *, metric: str = "test") 
     """Lines for an accuracy-against-shots plot: one per (label, axes but shots), points sorted by shots."""
     if metric not in ("test", "base", "new", "harmonic_mean"):
         raise ValueError(f"metric must be test, base, new or harmonic_mean, got {metric!r}")
+    points = [(group, dict(group[metric])) for group in groups if group[metric]["mean"] is not None]
+    return _lines(points, ("mean", "std", "n"))
+
+
+def _lines(points: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """One line per (label, axes but shots) from (group, values) points, sorted by shots."""
     lines: dict[tuple, dict[str, Any]] = {}
-    for group in groups:
-        stat = group[metric]
-        if stat["mean"] is None:
-            continue
+    for group, values in points:
         others = {k: v for k, v in group["axes"].items() if k != "shots"}
         name = group["label"] + "".join(f", {k}={v}" for k, v in others.items() if k != "data")
         if "data" in others:
             name = f"{name} ({others['data']})"
         line = lines.setdefault((group["label"],) + tuple(map(repr, others.values())),
-                                {"name": name, "shots": [], "mean": [], "std": [], "n": []})
+                                {"name": name, "shots": [], **{k: [] for k in keys}})
         line["shots"].append(group["axes"].get("shots"))
-        line["mean"].append(stat["mean"])
-        line["std"].append(stat["std"])
-        line["n"].append(stat["n"])
+        for key in keys:
+            line[key].append(values[key])
     for line in lines.values():
         order = sorted(range(len(line["shots"])), key=lambda i: line["shots"][i])
-        for key in ("shots", "mean", "std", "n"):
+        for key in ("shots", *keys):
             line[key] = [line[key][i] for i in order]
     return list(lines.values())
+
+
+def _axes_key(group: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in group["axes"].items()))
+
+
+def compare_to_baseline(groups: Sequence[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Copies of ``groups`` with ``paired``: ``{"test": PairedDifference | None, "harmonic_mean": ...}``.
+
+    Each group is paired, seed by seed, with the baseline label's group at the same axes (shots, data,
+    any other axis): all-classes test accuracy and, for base-to-new cells, the harmonic mean.  The
+    baseline's own groups, and groups with no baseline group at their axes, get ``None``.
+    """
+    if not any(g["label"] == baseline for g in groups):
+        labels = sorted({g["label"] for g in groups})
+        raise ValueError(f"baseline {baseline!r} is not a method label of this sweep (labels: {labels})")
+    reference = {_axes_key(g): g for g in groups if g["label"] == baseline}
+    out = []
+    for group in groups:
+        group = dict(group)
+        ref = reference.get(_axes_key(group))
+        paired: dict[str, PairedDifference | None] = {"test": None, "harmonic_mean": None}
+        if ref is not None and group["label"] != baseline:
+            for metric in paired:
+                mine, theirs = group["per_seed"][metric], ref["per_seed"][metric]
+                if mine and theirs:
+                    paired[metric] = paired_difference(mine, theirs)
+        group["paired"] = paired
+        group["baseline"] = baseline
+        out.append(group)
+    return out
+
+
+def paired_columns(rows: Sequence[Mapping[str, Any]], groups: Sequence[Mapping[str, Any]], *,
+                   axes: Sequence[str]) -> list[dict[str, Any]]:
+    """Copies of the result rows with the paired numbers of their group (for ``results.csv``).
+
+    ``paired_difference`` is this cell's own difference to the baseline's cell of the same seed and
+    axes; ``paired_mean``, ``paired_ci_low``/``high`` (paired t, 95 %), ``paired_n``, ``wins``/``ties``/
+    ``losses`` and ``distinguishable`` (the interval excludes 0) are the group's, repeated on each of its
+    rows.  Empty for the baseline's own rows.
+    """
+    keep = [a for a in axes if a not in _HIDDEN_AXES]
+    by_key = {(g["label"],) + tuple(repr(g["axes"].get(a)) for a in keep): g for g in groups}
+    out = []
+    for row in rows:
+        row = dict(row)
+        group = by_key.get((row["label"],) + tuple(repr(row.get(a)) for a in keep))
+        metric = "harmonic_mean" if row.get("base_to_new") else "test"
+        stat = group["paired"][metric] if group is not None and "paired" in group else None
+        row["baseline"] = group.get("baseline") if group is not None else None
+        row["paired_difference"] = None
+        if stat is not None and group is not None:
+            base_group = next((g for g in groups if g["label"] == group["baseline"]
+                               and _axes_key(g) == _axes_key(group)), None)
+            theirs = base_group["per_seed"][metric].get(row.get("seed")) if base_group is not None else None
+            mine = row[_primary(row)]
+            if finite(mine) and finite(theirs):
+                row["paired_difference"] = mine - theirs
+        for key, value in (("paired_mean", "mean"), ("paired_ci_low", "low"), ("paired_ci_high", "high"),
+                           ("paired_n", "n"), ("wins", "wins"), ("ties", "ties"), ("losses", "losses")):
+            row[key] = getattr(stat, value) if stat is not None else None
+        row["distinguishable"] = stat.distinguishable if stat is not None else None
+        out.append(row)
+    return out
+
+
+def difference_series(groups: Sequence[Mapping[str, Any]], *, metric: str = "test") -> list[dict[str, Any]]:
+    """Lines of paired differences against shots: ``mean``, ``low``, ``high`` (the interval) per point.
+
+    Points without an interval (fewer than 2 paired seeds) are left out, so that a line never shows a
+    difference without its uncertainty.
+    """
+    if metric not in ("test", "harmonic_mean"):
+        raise ValueError(f"metric must be test or harmonic_mean, got {metric!r}")
+    points = []
+    for group in groups:
+        stat = (group.get("paired") or {}).get(metric)
+        if stat is not None and stat.low is not None:
+            points.append((group, {"mean": stat.mean, "low": stat.low, "high": stat.high, "n": stat.n}))
+    return _lines(points, ("mean", "low", "high", "n"))

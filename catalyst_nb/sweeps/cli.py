@@ -67,7 +67,8 @@ def run_sweep_command(args: argparse.Namespace, echo: Echo) -> int:
     from catalyst_nb.sweeps.waiting import WaitingWatcher
 
     with WaitingWatcher(out, echo):  # cells with approval "human" wait in their folders: say how to answer
-        result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress)
+        result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress,
+                           on_budget=lambda budget: echo(budget.line()))
     minutes = (time.perf_counter() - started) / 60
     echo(result.table)
     echo(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "

@@ -5,6 +5,7 @@ A sweep file names the grid once, in the same flat keys a single run uses (:clas
     [sweep]
     name = "methods"
     collapse_margin = 0.10        # a run is flagged when NaN or this far below zero-shot
+    baseline = "coop"             # optional: every other method's paired difference to this label
 
     [defaults]                    # run settings shared by every cell
     steps = 250
@@ -41,7 +42,7 @@ __all__ = ["SweepConfig", "SweepConfigError", "load_sweep_config", "run_config_c
 
 DEFAULT_COLLAPSE_MARGIN = 0.10
 _TOP_KEYS = ("sweep", "resources", "defaults", "grid", "methods")
-_SWEEP_KEYS = ("name", "collapse_margin")
+_SWEEP_KEYS = ("name", "collapse_margin", "baseline")
 _RESOURCE_KEYS = ("num_cpus", "num_gpus")
 _REQUIRED_AXES = ("shots", "seed")
 
@@ -84,6 +85,8 @@ class SweepConfig:
         grid: axis name -> non-empty tuple of values (always has ``shots`` and ``seed``).
         methods: (label, settings) pairs in file order; each settings dict has ``method``.
         collapse_margin: a run whose accuracy is this far (0-1) below zero-shot is flagged as collapsed.
+        baseline: a method label; the table and ``results.csv`` pair every other method with it, seed by
+            seed (``None``: no paired columns).
         num_cpus, num_gpus: what one cell needs (declared to Ray; the local executor runs ``--jobs``).
     """
 
@@ -92,6 +95,7 @@ class SweepConfig:
     grid: dict[str, tuple[Any, ...]]
     methods: tuple[tuple[str, dict[str, Any]], ...]
     collapse_margin: float = DEFAULT_COLLAPSE_MARGIN
+    baseline: str | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -158,10 +162,14 @@ class SweepConfig:
             if clash:
                 raise SweepConfigError(f"[methods.{label!r}] sets {', '.join(clash)}, which is also a [grid] axis")
             methods.append((str(label), settings))
+        baseline = sweep.get("baseline")
+        labels = [label for label, _ in methods]
+        if baseline is not None and baseline not in labels:
+            raise SweepConfigError(f"[sweep] baseline must be one of the method labels {labels}, got {baseline!r}")
 
         config = cls(
             name=sweep_name.strip(), defaults=defaults, grid=grid, methods=tuple(methods),
-            collapse_margin=float(margin), num_cpus=float(need["num_cpus"]), num_gpus=float(need["num_gpus"]),
+            collapse_margin=float(margin), baseline=baseline, num_cpus=float(need["num_cpus"]), num_gpus=float(need["num_gpus"]),
             source=dict(data),
         )
         config.check_cells()
@@ -178,7 +186,8 @@ class SweepConfig:
                 raise SweepConfigError(f"cell {cell.cell_id}: {exc}") from None
 
     def canonical(self) -> dict[str, Any]:
-        """What identifies the cells' results (the name, the margin and the resources do not change them)."""
+        """What identifies the cells' results (the name, the margin, the baseline and the resources do not
+        change them)."""
         return {
             "defaults": self.defaults,
             "grid": {k: list(v) for k, v in self.grid.items()},

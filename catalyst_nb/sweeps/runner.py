@@ -11,10 +11,12 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-from .aggregate import figure_series, flag_collapsed, group_rows, result_rows
+from .aggregate import compare_to_baseline, difference_series, figure_series, flag_collapsed, group_rows, \
+    paired_columns, result_rows
 from .atomic import write_text_atomic
+from .budget import SweepBudget
 from .cell import CellFunction, CellOutcome, CellTask
 from .config import SweepConfig
 from .figure import draw_figure, write_figure_html
@@ -71,6 +73,9 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
     axes = _axes(cells)
     rows = flag_collapsed(result_rows(cells, outcomes), margin=config.collapse_margin, axes=axes)
     groups = group_rows(rows, axes=axes)
+    if config.baseline is not None:
+        groups = compare_to_baseline(groups, config.baseline)
+        rows = paired_columns(rows, groups, axes=axes)
     all_classes = any(not cell.settings.get("base_to_new", False) for cell in cells)
     table = markdown_table(groups, base_to_new=config.base_to_new, all_classes=all_classes, title=config.name)
     paths = {"results": write_text_atomic(folder / RESULTS_FILE, _csv_text(rows)),
@@ -79,16 +84,25 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
         panels = [("test accuracy", figure_series(groups, metric="test"))] if all_classes else []
         if config.base_to_new:
             panels.append(("base-to-new harmonic mean", figure_series(groups, metric="harmonic_mean")))
+        if config.baseline is not None:
+            if all_classes:
+                panels.append((f"test accuracy minus {config.baseline} (paired, 95% CI)",
+                               difference_series(groups, metric="test")))
+            if config.base_to_new:
+                panels.append((f"harmonic mean minus {config.baseline} (paired, 95% CI)",
+                               difference_series(groups, metric="harmonic_mean")))
         paths["figure"] = write_figure_html(draw_figure(panels, title=config.name), folder / FIGURE_FILE)
     return rows, groups, table, paths
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None = None,
-              cell_fn: CellFunction | None = None, force: bool = False, progress: bool = True) -> SweepResult:
+              cell_fn: CellFunction | None = None, force: bool = False, progress: bool = True,
+              on_budget: Callable[[SweepBudget], None] | None = None) -> SweepResult:
     """Run every unfinished cell of ``config`` into ``out`` and write the reports.
 
     Finished cells (``summary.json`` present) are read, not rerun; interrupted ones are resumed
-    (``resume=True``); a failing cell is recorded and the others go on.
+    (``resume=True``); a failing cell is recorded and the others go on.  ``on_budget`` is called with
+    the sweep's time budget (:class:`SweepBudget`) after every finished cell (the CLI echoes its line).
     """
     from tqdm.auto import tqdm
 
@@ -105,6 +119,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
         run_dir = folder.claim(cell)
         tasks.append(CellTask(cell.cell_id, dict(cell.settings), str(run_dir), resume=state == "partial"))
     skipped = len(cells) - len(tasks)
+    budget = SweepBudget(total=len(cells), skipped=skipped)
     executor = executor or LocalExecutor()
     failed = 0
     bar = tqdm(total=len(cells), initial=skipped, desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
@@ -113,6 +128,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
             outcomes[outcome.cell_id] = outcome
             folder.record(outcome.cell_id, outcome.status, outcome.summary, outcome.error)
             failed += outcome.status == "failed"
+            budget.record(outcome.seconds, failed=outcome.status == "failed")
+            if on_budget is not None:
+                on_budget(budget)
             bar.update(1)
             bar.set_postfix_str(f"{failed} failed, last {outcome.cell_id}" if failed else f"last {outcome.cell_id}")
             write_reports(config, folder.root, cells, outcomes, figure=False)
