@@ -311,9 +311,6 @@ def load_clip(
     """
     dev = resolve_device(device)
     pretrained = os.fspath(pretrained) if pretrained is not None else None
-<<<<<<< HEAD
-    check_model(name, pretrained)
-=======
     key = _kept_key(name, pretrained, dev, precision, cache_dir)
     if key is not None and _KEPT is not None and key in _KEPT:
         return _KEPT[key]
@@ -353,7 +350,7 @@ def keep_loaded_models(keep: bool = True) -> None:
 def _load_clip(name: str, pretrained: str | None, dev: torch.device, precision: str, cache_dir: str | None) -> "ClipBackbone":
     import open_clip  # local import: keep `import catalyst_nb` light
 
->>>>>>> main
+    check_model(name, pretrained)
     if name in list_package_models():
         model, preprocess, tokenizer = _load_package_model(name, pretrained, dev, precision, open_clip)
     else:
