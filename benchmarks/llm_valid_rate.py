@@ -67,7 +67,7 @@ def main() -> None:
                 report(measure(f"gemma-3-270m, {preset}", client, preset=preset, rounds=args.rounds,
                                seed=args.seed))
     if args.only in (None, "qwen"):
-        from catalyst_nb.llm.chat_model import local_chat_server
+        from catalyst_nb.llm.launcher import local_chat_server
 
         started = time.perf_counter()
         with local_chat_server(n_threads=args.threads) as server:

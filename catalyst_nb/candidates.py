@@ -94,11 +94,6 @@ class Candidate:
     def revised(self) -> bool:
         return bool(self.edits)
 
-    @property
-    def differs_when_loaded(self) -> bool:
-        """True when the context would not hold the template as written (padding aside)."""
-        return self.loaded is not None and self.raw_loss is not None and self.raw_loss != self.loss
-
     def with_score(self, loss: float, accuracy: float, *, raw_loss: float | None = None,
                    raw_accuracy: float | None = None, loaded: str | None = None) -> "Candidate":
         """A scored copy; scores are checked (finite loss, accuracy in [0, 1])."""
@@ -116,9 +111,9 @@ class Candidate:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Candidate":
         known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown Candidate fields {sorted(unknown)}")
+        unknown, missing = set(data) - known, known - set(data)
+        if unknown or missing:
+            raise ValueError(f"not a Candidate record: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
         try:
             return cls(**dict(data))
         except (TypeError, ValueError) as exc:

@@ -1,8 +1,9 @@
-"""Observer registration shared by both optimizers, without importing torch.
+"""Observer registration shared by the three optimizers, without importing torch.
 
 Hooks follow ``torch.optim``'s contract (``register_*_hook`` returns a handle whose ``remove()``
 unregisters the hook, also usable as a context manager), but the LLM layer must import without torch,
-so the handle lives here.
+so the handle lives here.  Each hook's name says which record it passes: ``register_step_hook`` a
+``StepRecord``, ``register_llm_round_hook`` an ``LLMRound``, ``register_event_hook`` a round event.
 """
 from __future__ import annotations
 

@@ -12,12 +12,16 @@ Event payloads used here (see ``catalyst_nb.optim.events``):
 * ``restart``: ``{"template", "loaded", "scoring_before": {...}, "scoring_after": {...}}``
 
 plotly is imported only inside the figure builders, so the information functions cost nothing to import.
+In a notebook, ``show_figure(fig)`` displays a figure interactive AND as a static PNG in one output (see
+:mod:`catalyst_nb.figure_image`), so it also shows where no JavaScript runs.
 """
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from catalyst_nb.figure_image import show_figure
+from catalyst_nb.optim.events import stage_end_rows
 from catalyst_nb.trajectory import StepRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +41,7 @@ __all__ = [
     "trajectory_figure",
     "stage_accuracy_figure",
     "runs_figure",
+    "show_figure",
 ]
 
 METRICS = ("loss", "accuracy", "grad_norm", "lr")
@@ -68,9 +73,9 @@ def stage_boundaries(records: Sequence[StepRecord], events: Iterable[Any] = ()) 
     Taken from ``stage_end`` events when there are any (they also cover a stage that ended with no step
     after it yet), otherwise from changes of ``StepRecord.stage``.
     """
-    ends = [e for e in event_dicts(events) if e["kind"] == "stage_end"]
+    ends = stage_end_rows(event_dicts(events))
     if ends:
-        return [{"step": int(e["step"]), "stage": int(e["data"].get("stage", e["round"]))} for e in ends]
+        return [{"step": row["step"], "stage": row["stage"]} for row in ends]
     out = []
     for prev, cur in zip(records, records[1:]):
         if cur.stage != prev.stage:
@@ -128,12 +133,11 @@ def stage_accuracy_info(events: Iterable[Any]) -> dict[str, Any]:
     for e in event_dicts(events):
         data = e["data"]
         if e["kind"] == "stage_end":
-            scoring = (data.get("scoring") or {}).get("accuracy")
-            evaluation = (data.get("eval") or {}).get("accuracy") if data.get("eval") else None
-            stage = int(data.get("stage", e["round"]))
-            stages.append({"stage": stage, "step": int(e["step"]), "scoring": scoring, "eval": evaluation})
+            (row,) = stage_end_rows([e])
+            scoring, stage = row["scoring_accuracy"], row["stage"]
+            stages.append({"stage": stage, "step": row["step"], "scoring": scoring, "eval": row["eval_accuracy"]})
             if start is not None and scoring is not None:
-                segments.append(_segment("gradient", stage, start, (int(e["step"]), scoring)))
+                segments.append(_segment("gradient", stage, start, (row["step"], scoring)))
             start = None
         elif e["kind"] == "restart":
             before = (data.get("scoring_before") or {}).get("accuracy")

@@ -4,9 +4,10 @@ Why: a run's ``state.pt`` is the only thing ``--resume`` has.  Written in place,
 leaves half a file; loaded with plain pickle, a crafted file runs code; loaded without a checksum, a file
 with a few flipped bytes continues training from garbage.  So:
 
-* :func:`atomic_write_bytes` / :func:`atomic_write_text` write a temporary file in the target's folder,
-  ``fsync`` it and ``os.replace`` it over the target: a reader sees the old file or the new one, never a
-  mixture, and the temporary file is removed whatever goes wrong.
+* :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`atomic_write_json` (the package's one
+  way to replace a file) write a temporary file in the target's folder, ``fsync`` it and ``os.replace`` it
+  over the target: a reader sees the old file or the new one, never a mixture, and the temporary file is
+  removed whatever goes wrong.
 * :func:`save_state` / :func:`load_state` store a ``torch.save`` payload behind a one-line header that
   carries the payload's SHA-256 (one file, so state and checksum cannot be separated or replaced apart)::
 
@@ -20,13 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StateFileError", "atomic_write_bytes", "atomic_write_text", "load_state", "save_state"]
+__all__ = ["StateFileError", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "load_state",
+           "save_state"]
 
 _MAGIC = b"catalyst-nb-state 1 "
 _HEADER = re.compile(rb"catalyst-nb-state 1 sha256=([0-9a-f]{64}) bytes=([0-9]+)\n")
@@ -51,13 +54,15 @@ def _current_umask() -> int:
 _UMASK = _current_umask()  # read once: os.umask can only be read by setting it
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Replace ``path`` with ``data`` so that readers and crashes see the old file or the new one, whole.
 
     The temporary file lives in the same folder (``os.replace`` is atomic only within one file system) and
-    is removed on any failure, including a full disk or a ``KeyboardInterrupt`` during the write.
+    is removed on any failure, including a full disk or a ``KeyboardInterrupt`` during the write.  Missing
+    parent folders are made.  Returns the path written.
     """
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -73,11 +78,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             pass
         raise
     _fsync_folder(target.parent)
+    return target
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
-    """:func:`atomic_write_bytes` for text."""
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
+    """:func:`atomic_write_bytes` for text (written as given: no newline translation)."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """:func:`atomic_write_text` of ``data`` as indented JSON with sorted keys (other types as ``str``)."""
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _fsync_folder(folder: Path) -> None:

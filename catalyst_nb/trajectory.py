@@ -7,12 +7,12 @@ A trajectory saves as JSON Lines (one record per line, readable by anything), wr
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from catalyst_nb.json_codec import json_data, json_float
 from catalyst_nb.state_io import atomic_write_text
 
 __all__ = ["StepRecord", "Trajectory"]
@@ -57,17 +57,19 @@ class StepRecord:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepRecord":
-        known = {f.name for f in fields(cls)} | {"text"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown StepRecord fields {sorted(unknown)}")
-        data = dict(data)
-        if "text" in data and "context_text" not in data:  # files written before the rename
-            data["context_text"] = data.pop("text")
-        if data.get("token_ids") is not None:
+    def from_dict(cls, data: Mapping[str, Any]) -> "StepRecord":
+        """The record of :meth:`to_dict` (also with NaN written as ``"nan"``); every field is required."""
+        known = {f.name for f in fields(cls)}
+        unknown, missing = set(data) - known, known - set(data)
+        if unknown or missing:
+            raise ValueError(f"not a StepRecord: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}")
+        data = {k: json_float(v) if k in _FLOAT_FIELDS else v for k, v in data.items()}
+        if data["token_ids"] is not None:
             data["token_ids"] = tuple(int(i) for i in data["token_ids"])
         return cls(**data)
+
+
+_FLOAT_FIELDS = ("loss", "accuracy", "grad_norm", "lr", "distance", "seconds")
 
 
 class Trajectory(Sequence[StepRecord]):
@@ -116,7 +118,7 @@ class Trajectory(Sequence[StepRecord]):
         """Write ``<path>`` as JSON Lines, atomically (a crash leaves the old file or the new one)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps({k: _json_safe(v) for k, v in rec.items()}) + "\n" for rec in self.to_dicts()]
+        lines = [json.dumps(json_data(rec)) + "\n" for rec in self.to_dicts()]
         atomic_write_text(path, "".join(lines))
         return path
 
@@ -131,7 +133,10 @@ class Trajectory(Sequence[StepRecord]):
                         data = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise ValueError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-                    records.append(StepRecord.from_dict({k: _json_restore(v) for k, v in data.items()}))
+                    try:
+                        records.append(StepRecord.from_dict(data))
+                    except (TypeError, ValueError) as exc:
+                        raise ValueError(f"{path}:{lineno}: {exc}") from None
         return cls(records)
 
     def __repr__(self) -> str:
@@ -139,15 +144,3 @@ class Trajectory(Sequence[StepRecord]):
         tail = f", last loss {last.loss:.4f} at step {last.step}" if last else ""
         return f"Trajectory({len(self)} steps{tail})"
 
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf are not JSON; keep them as strings so a diverged run still saves."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _json_restore(value: Any) -> Any:
-    if value in ("nan", "inf", "-inf"):
-        return float(value)
-    return value

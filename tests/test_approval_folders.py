@@ -28,14 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------------------------- set-up
 
 def _request(run_id: str = "run-a", round_index: int = 0, recommended: str | None = "r0-1") -> dict:
-    proposals = [{"id": f"r0-{i}", "template": t, "source": "llm", "status": "scored", "round": 0, "loss": 1.0 + i,
-                  "accuracy": 0.5 - i / 10, "loaded": t} for i, t in enumerate(["a photo of a {}", "a grey {}"])]
+    from catalyst_nb.candidates import Candidate
+    from catalyst_nb.optim.events import AwaitingApproval
+
+    proposals = tuple(Candidate(id=f"r0-{i}", template=t, source="llm", round=0, loaded=t).with_score(1.0 + i, 0.5 - i / 10)
+                      for i, t in enumerate(["a photo of a {}", "a grey {}"]))
+    awaiting = AwaitingApproval(round=round_index, step=6, proposals=proposals, recommended=recommended,
+                                current={"loss": 2.0, "accuracy": 0.3}, meta_prompt="", replies=(), dropped=(),
+                                policy="first")
     return {"run_id": run_id, "posted": time.time(), "step": 6, "deadline": None,
-            "known": {p["id"]: p["template"] for p in proposals},
+            "known": {p.id: p.template for p in proposals},
             "fit": {"model": "tiny-native", "n_ctx": 4, "class_token_position": "end", "filler": "X"},
-            "awaiting": {"round": round_index, "proposals": proposals, "recommended": recommended,
-                         "current": {"loss": 2.0, "accuracy": 0.3}, "meta_prompt": "", "replies": [], "dropped": [],
-                         "policy": "first", "probe": None}}
+            "awaiting": awaiting.to_dict()}
 
 
 def _asking_inbox(tmp_path: Path, **kw) -> ApprovalInbox:
@@ -195,7 +199,7 @@ def test_a_notebook_attached_to_a_run_folder_follows_it_and_decides_in_the_same_
     _until(lambda: (folder / "config.json").exists(), what="the run's folder")
     run = attach(folder, follow=False)
     seen: list = []
-    run.register_round_hook(lambda _run, event: seen.append(event))
+    run.register_event_hook(lambda _run, event: seen.append(event))
     awaiting = run.wait_for_approval(timeout=300)
     assert run.status().state == "waiting for approval" and awaiting.round == 0
     assert [e.kind for e in run.events][:4] == ["stage_end", "candidates", "llm", "proposals"]

@@ -58,7 +58,7 @@ def test_a_notebook_attached_to_a_run_folder_approves_the_edited_second_proposal
     assert lab.errors() == []
     request = ApprovalInbox(folder).pending()
     assert request is not None, proc.stderr.read()[-2000:] if proc.poll() is not None else "the run is not waiting"
-    second = request["awaiting"]["proposals"][1]
+    second = request["awaiting"]["data"]["proposals"][1]
     cell = lab.cell(lab.cell_index("dashboard"))
     editor = cell.locator("textarea").nth(1)
     assert editor.input_value() == second["template"]

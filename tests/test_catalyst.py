@@ -39,7 +39,7 @@ def make(clip, splits, replies, *, kind="chat", evaluation=False, **kw):
     client = replies if hasattr(replies, "complete") else ScriptedClient(replies, kind=kind)
     kw.setdefault("gradient", dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     kw.setdefault("rounds", 2)
-    opt = CatalystOptimizer(learner, train_f, scoring=score_f, llm=client,
+    opt = CatalystOptimizer(learner, train_f, scoring=score_f, client=client,
                             evaluation=test_f if evaluation else None, **kw)
     return opt, client
 
@@ -238,7 +238,7 @@ def test_a_bad_state_changes_nothing(tiny_native, splits):
         opt.step()
     before = copy.deepcopy(opt.state_dict())
     bad = copy.deepcopy(before)
-    bad["gradient"]["ctx"] = torch.zeros(3, 3)
+    bad["state"]["gradient"]["state"]["ctx"] = torch.zeros(3, 3)
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict(bad)
     other = copy.deepcopy(before)
@@ -247,8 +247,9 @@ def test_a_bad_state_changes_nothing(tiny_native, splits):
         opt.load_state_dict(other)
     with pytest.raises(ValueError, match="version"):
         opt.load_state_dict({"version": 99})
-    after = opt.state_dict()
-    assert torch.equal(after["gradient"]["ctx"], before["gradient"]["ctx"]) and after["llm"] == before["llm"]
+    after, before = opt.state_dict()["state"], before["state"]
+    assert torch.equal(after["gradient"]["state"]["ctx"], before["gradient"]["state"]["ctx"])
+    assert after["llm"] == before["llm"]
 
 
 @pytest.mark.parametrize(
@@ -275,14 +276,14 @@ def test_a_scoring_split_with_other_classes_is_refused(tiny_native, splits):
     learner = PromptLearner(tiny_native, train_f.classnames, n_ctx=4, seed=0)
     other = dataclasses.replace(score_f, classnames=tuple(reversed(score_f.classnames)), key="other")
     with pytest.raises(ValueError, match="scoring split"):
-        CatalystOptimizer(learner, train_f, scoring=other, llm=ScriptedClient([]))
+        CatalystOptimizer(learner, train_f, scoring=other, client=ScriptedClient([]))
 
 
 def test_hooks_see_live_steps_and_round_events(tiny_native, splits):
     opt, _ = make(tiny_native, splits, [REPLY], rounds=1, restart="probe", probe_steps=1, probe_top=1)
     steps, events = [], []
     opt.register_step_hook(lambda o, r: steps.append(r.step))
-    h = opt.register_round_hook(lambda o, e: events.append(e.kind))
+    h = opt.register_event_hook(lambda o, e: events.append(e.kind))
     opt.run(progress=False)
     assert steps == sorted(set(steps)) and steps[-1] == opt.step_count - 1  # probe forks are not reported twice
     assert events[:2] == ["stage_end", "candidates"] and events[-1] == "stage_end"
@@ -302,7 +303,7 @@ def test_preview_shows_padding_and_cuts_without_changing_the_context(tiny_native
 def test_without_an_llm_the_stages_alone_are_coop(tiny_native, splits):
     opt, _ = make(tiny_native, splits, [REPLY])
     opt_coop, _ = make(tiny_native, splits, [])
-    opt_coop = CatalystOptimizer(opt_coop.learner, splits[0], scoring=splits[1], llm=None, rounds=2,
+    opt_coop = CatalystOptimizer(opt_coop.learner, splits[0], scoring=splits[1], client=None, rounds=2,
                                  gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     opt_coop.run(progress=False)
     assert [e.kind for e in opt_coop.events] == ["stage_end"] * 3
@@ -313,7 +314,7 @@ def test_without_an_llm_the_stages_alone_are_coop(tiny_native, splits):
 
 def test_projection_restart_control_restarts_from_the_best_candidate_without_an_llm(tiny_native, splits):
     base, _ = make(tiny_native, splits, [])
-    opt = CatalystOptimizer(base.learner, splits[0], scoring=splits[1], llm=None, rounds=2, restart_from="any",
+    opt = CatalystOptimizer(base.learner, splits[0], scoring=splits[1], client=None, rounds=2, restart_from="any",
                             gradient=dict(total_steps=16, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     opt.run(progress=False)
     kinds_ = [e.kind for e in opt.events]

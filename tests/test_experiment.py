@@ -99,7 +99,7 @@ def test_one_set_of_defaults_warm_up_and_task(tiny_splits):
         assert exp.config.gradient.n_ctx == 4 and RunConfig().gradient.n_ctx == 4
     train, scoring, _ = tiny_splits
     alone = CatalystOptimizer(PromptLearner(exp.context.clip, train.classnames, n_ctx=4), train, scoring=scoring,
-                              llm=None, rounds=1, gradient={"total_steps": 18})
+                              client=None, rounds=1, gradient={"total_steps": 18})
     assert alone.gradient.config.warmup_steps == 5
     assert alone.llm.task == describe_task(train.name, train.classnames)
 
@@ -112,7 +112,7 @@ def test_a_human_approval_returns_from_run_and_the_next_run_continues():
     with Experiment(method="catalyst", **SMALL, llm_client=client, approval="human", progress=False) as exp:
         first = exp.run(progress=False)
         assert first["status"] == "awaiting approval" and exp.awaiting is not None
-        assert exp.events[-1]["type"] == "awaiting"
+        assert exp.events[-1]["type"] == "round" and exp.events[-1]["kind"] == "awaiting"
         RestartApproval(exp.optimizer).reject()
         exp.run(progress=False)
         assert exp.status == "awaiting approval"  # round 1 waits too

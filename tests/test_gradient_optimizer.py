@@ -151,7 +151,7 @@ def test_schedule_position_is_kept_apart_from_the_step_and_can_be_rewarmed(tiny_
     assert [r.step for r in records] == list(range(12, 20))  # the global step keeps rising
     assert records[-1].lr < 0.01
     state = opt.state_dict()
-    assert (state["schedule_step"], state["schedule_total"]) == (10, 10)
+    assert (state["state"]["schedule_step"], state["state"]["schedule_total"]) == (10, 10)
 
 
 def test_evaluate_refuses_a_split_whose_classes_are_in_another_order(tiny_native, train_features):

@@ -11,6 +11,7 @@ import pytest
 
 from catalyst_nb.llm import chat_model
 from catalyst_nb.llm.errors import LocalServerError
+from catalyst_nb.llm.launcher import local_chat_server
 
 REQUIRED = os.environ.get("CATALYST_REQUIRE_LLM") == "1"
 
@@ -59,7 +60,7 @@ def chat_server(tmp_path_factory):
             pytest.fail(f"CATALYST_REQUIRE_LLM=1 but {missing} are not installed (extras local-llm, local-chat)")
         pytest.skip(f"{missing} not installed (optional extras local-llm, local-chat)")
     model = _assembled_model(tmp_path_factory.mktemp("chat_model"))
-    with chat_model.local_chat_server(model_path=model, n_threads=1) as server:
+    with local_chat_server(model_path=model, n_threads=1) as server:
         yield server
 
 
@@ -84,7 +85,7 @@ def _run(chat_server, small_task, preset):
     learner = PromptLearner(clip, train.classnames, n_ctx=8, ctx_init="a photo of a")
     client = chat_server.chat_client(timeout=600.0)  # one thread on a busy CPU can be slow
     assert client.kind == "chat"
-    opt = CatalystOptimizer(learner, train, scoring=val, llm=client, task=FASHION_MNIST_TASK, preset=preset,
+    opt = CatalystOptimizer(learner, train, scoring=val, client=client, task=FASHION_MNIST_TASK, preset=preset,
                             rounds=2, gradient=dict(total_steps=12, warmup_steps=1, batch_size=8, seed=1),
                             llm_config=dict(seed=3, max_tokens=96))
     opt.run(progress=False)

@@ -160,7 +160,7 @@ def test_a_whole_small_catalyst_run_against_the_real_local_llm(server):
     train = extract_features(clip, few_shot(load_embedded_fashion_mnist("train"), shots=2, seed=1), progress=False)
     val = extract_features(clip, few_shot(load_embedded_fashion_mnist("val"), shots=8, seed=1), progress=False)
     learner = PromptLearner(clip, train.classnames, n_ctx=8, ctx_init="a photo of a")
-    opt = CatalystOptimizer(learner, train, scoring=val, llm=server.completion_client(), task=FASHION_MNIST_TASK,
+    opt = CatalystOptimizer(learner, train, scoring=val, client=server.completion_client(), task=FASHION_MNIST_TASK,
                             rounds=2, gradient=dict(total_steps=12, warmup_steps=1, batch_size=8, seed=1),
                             llm_config=dict(seed=3))
     opt.run(progress=False)

@@ -36,8 +36,9 @@ def test_notebook_is_small_and_opens_with_what_the_reader_learns(path):
         lines = _source(c).splitlines()
         assert len(lines) <= 16, f"a {len(lines)}-line cell:\n{_source(c)[:200]}"
         for out in c.get("outputs", []):
-            heavy = {"application/vnd.plotly.v1+json", "image/png", "application/vnd.jupyter.widget-view+json"}
-            assert not heavy & set(out.get("data", {})), "heavy outputs are stripped before committing"
+            if "application/vnd.plotly.v1+json" in out.get("data", {}):
+                # where no JavaScript runs (code hosts, nbviewer, untrusted) only the PNG shows
+                assert "image/png" in out["data"], f"a plotly figure without its static image:\n{_source(c)[:200]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -35,7 +35,7 @@ def _loader(opt, *, reset_momentum, rewarm):
 
 def _both(opt, scorer, load, steps=4):
     branches = {CURRENT: None, **TEMPLATES}
-    before = copy.deepcopy(opt.state_dict())  # torch's optimizer state_dict hands out its live tensors
+    before = copy.deepcopy(opt.state_dict()["state"])  # torch's optimizer state_dict hands out its live tensors
     separate = run_forks(opt, scorer, branches, steps=steps, load_template=load, batched=False)
     _assert_unchanged(opt, before)
     batched = run_forks(opt, scorer, branches, steps=steps, load_template=load, batched=True)
@@ -47,7 +47,7 @@ def _both(opt, scorer, load, steps=4):
 def _assert_unchanged(opt, before):
     """The live optimizer ends where it started: context, step, and momentum (which fork steps taken on a
     loaded state would change in place if the state's tensors were shared)."""
-    after = opt.state_dict()
+    after = opt.state_dict()["state"]
     assert torch.equal(after["ctx"], before["ctx"]) and after["step"] == before["step"]
     assert torch.equal(after["optimizer"]["state"][0]["momentum_buffer"], before["optimizer"]["state"][0]["momentum_buffer"])
 
@@ -55,7 +55,7 @@ def _assert_unchanged(opt, before):
 def _assert_same(separate, batched, steps):
     assert separate.losses.keys() == batched.losses.keys() == {CURRENT, *TEMPLATES}
     for name in separate.losses:
-        a, b = separate.states[name], batched.states[name]
+        a, b = separate.states[name]["state"], batched.states[name]["state"]
         assert batched.losses[name] == pytest.approx(separate.losses[name], abs=1e-5), name
         torch.testing.assert_close(b["ctx"], a["ctx"], atol=1e-5, rtol=0)
         buf_a = a["optimizer"]["state"][0]["momentum_buffer"]
@@ -131,7 +131,7 @@ def test_forks_that_do_not_fit_the_memory_budget_run_one_by_one(tiny_native, tin
 
 def test_a_diverging_fork_raises_and_leaves_the_live_state(tiny_native, tiny_splits):
     opt, scorer = _optimizer(tiny_native, tiny_splits)
-    before = opt.state_dict()
+    before = opt.state_dict()["state"]
 
     def poison(template):
         with torch.no_grad():

@@ -51,7 +51,7 @@ def _comparable(folder: Path) -> tuple[list, torch.Tensor]:
         if e.get("type") == "round" and e["kind"] == "llm":
             e["data"].pop("latency_s", None)
     state = load_state(folder / "state.pt")["state"]["optimizer"]
-    return events, state["gradient"]["ctx"]
+    return events, state["state"]["gradient"]["state"]["ctx"]
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
@@ -125,6 +125,32 @@ def test_a_run_with_a_given_client_reads_back_without_models(tmp_path):
     assert len(record.trajectory) == 18 and record.trajectory[-1].step == 17
     assert [s["step"] for s in record.stage_accuracies()] == [6, 12, 18]
     assert len(json.loads((folder / "llm_cassette.json").read_text())["entries"]) == 16
+
+
+def test_events_file_agrees_with_the_summary_on_skipped_rounds(tmp_path):
+    """A reply with nothing usable skips the round: the skip is in events.jsonl, load_run and the report,
+    and every count in summary.json matches what the events file holds."""
+    from catalyst_nb.llm import ScriptedClient
+    from catalyst_nb.runs.report import report_data
+
+    cfg = _config(method="catalyst", llm="local")
+    folder = tmp_path / "run"
+    garbage = ScriptedClient(["Sure! Here are some ideas:"] * 16, kind="completion")
+    summary = execute(cfg, folder, llm_client=garbage, progress=False)
+    lines = RunFolder(folder).read_events()
+    rounds = [e for e in lines if e["type"] == "round"]
+    kinds = [e["kind"] for e in rounds]
+    assert summary["llm"]["skipped"] == 2 == kinds.count("skipped")
+    assert [e["round"] for e in rounds if e["kind"] == "skipped"] == [0, 1]
+    assert summary["llm"]["rounds"] == kinds.count("llm") and summary["llm"]["valid"] == 0
+    assert summary["llm"]["chosen"] == sum(1 for e in rounds if e["kind"] == "decision" and e["data"]["chosen"])
+    assert len(summary["stages"]) == kinds.count("stage_end") == 3
+    assert len(summary["restarts"]) == kinds.count("restart") == 0
+    assert summary["steps"] == sum(e["type"] == "step" for e in lines)
+    record = load_run(folder)
+    assert [e.kind for e in record.events] == kinds
+    assert [e.reason for e in record.events if e.kind == "skipped"] == ["no usable template in the LLM's reply"] * 2
+    assert [s["round"] for s in report_data(lines)["skipped"]] == [0, 1]
 
 
 def test_a_fresh_run_into_a_used_folder_is_refused_unless_overwrite(tmp_path):

@@ -1,6 +1,7 @@
 """Trajectory persistence and the evaluation helpers."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -51,8 +52,13 @@ def test_trajectory_is_append_only_in_step_order():
 
 def test_corrupt_jsonl_names_the_line(tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"step": 0, "loss": 1, "accuracy": 0, "grad_norm": 0, "lr": 0}\n{oops\n')
-    with pytest.raises(ValueError, match=":2"):
+    whole = StepRecord(step=0, loss=1.0, accuracy=0.0, grad_norm=0.0, lr=0.0).to_dict()
+    path.write_text(json.dumps(whole) + '\n{oops\n')
+    with pytest.raises(ValueError, match=":2 is not valid JSON"):
+        Trajectory.load(path)
+    # a record of an earlier layout (fields missing) is refused by line, not filled with defaults
+    path.write_text(json.dumps(whole) + "\n" + '{"step": 1, "loss": 1, "accuracy": 0, "grad_norm": 0, "lr": 0}\n')
+    with pytest.raises(ValueError, match=r":2: not a StepRecord: .*missing fields \['context_text'"):
         Trajectory.load(path)
 
 

@@ -30,7 +30,7 @@ def splits(tiny_native):
 def waiting(clip, splits, replies=(SCRIPT, SCRIPT)):
     train, score = splits
     learner = PromptLearner(clip, train.classnames, n_ctx=4, ctx_init="a photo of a", seed=0)
-    opt = CatalystOptimizer(learner, train, scoring=score, llm=ScriptedClient(list(replies)), approval="human",
+    opt = CatalystOptimizer(learner, train, scoring=score, client=ScriptedClient(list(replies)), approval="human",
                             rounds=2, gradient=dict(total_steps=12, warmup_steps=1, batch_size=8, lr=0.5, seed=1))
     units = opt.run(progress=False)
     assert isinstance(units[-1], AwaitingApproval) and opt.awaiting is units[-1]
@@ -151,8 +151,8 @@ def test_dashboard_composes_and_follows_rounds(tiny_native, splits):
     assert len(board.stages.info()["stages"]) == 1
     first.approve_buttons[0].click()
     units = opt.run(progress=False)  # restart, stage 1, round 1 -> waits again
-    assert isinstance(units[-1], AwaitingApproval)
-    board.refresh()  # what the dashboard does after every notebook cell
+    assert isinstance(units[-1], AwaitingApproval) and units[-1] is opt.events[-1]
+    # no refresh, no notebook cell: the "awaiting" event itself brought the new panel
     assert board.approval is not first and board.approval.awaiting.round == 1, "a new panel for round 1"
     board.approval.reject_button.click()
     opt.run(progress=False)

@@ -145,7 +145,7 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
         client = _random_edit_client(config, ctx)
     return CatalystOptimizer(
         make_learner(config, ctx.clip, ctx.classnames), ctx.train, scoring=ctx.scoring, evaluation=ctx.test,
-        llm=client if config.method in ("catalyst", "random-edits") else None, task=ctx.task, preset=c.preset, approval=approval,
+        client=client if config.method in ("catalyst", "random-edits") else None, task=ctx.task, preset=c.preset, approval=approval,
         gradient=gradient, llm_config=llm_overrides(config), **overrides,
     )
 

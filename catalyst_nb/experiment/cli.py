@@ -15,12 +15,13 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
 from catalyst_nb.runs.config import FLAT_KEYS, METHODS, RunConfig, load_toml
 
 __all__ = ["add_run_parser", "run_command", "config_from_args"]
 
 _CHOICES = {"method": METHODS, "preset": ("default", "paper"), "data": ("embedded", "fashion-mnist"),
-            "restart": ("first", "best", "probe", "none"), "llm_kind": ("completion", "chat"),
+            "restart": RESTART_POLICIES, "llm_kind": ("completion", "chat"),
             "schedule": ("step", "epoch"), "approval": ("auto", "human")}
 # defaults of None, numbers when given
 _TYPES = {"warmup_steps": int, "llm_samples": int, "llm_temperature": float, "approval_timeout": float}

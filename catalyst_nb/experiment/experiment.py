@@ -35,15 +35,13 @@ _START = "a photo of a {}."
 
 
 def _event_of(unit: Any) -> dict[str, Any]:
-    """A unit an optimizer returned, as the JSON line the events file holds (read through ``to_dict()``)."""
-    from catalyst_nb.optim.approval import AwaitingApproval
-    from catalyst_nb.optim.events import json_data
+    """A unit an optimizer returned, as the JSON line the events file holds (read through ``to_dict()``):
+    a step record, or a round event of any kind (``awaiting`` included)."""
+    from catalyst_nb.json_codec import json_data
     from catalyst_nb.trajectory import StepRecord
 
     if isinstance(unit, StepRecord):
         return {"type": "step", **json_data(unit.to_dict())}
-    if isinstance(unit, AwaitingApproval):
-        return {"type": "awaiting", **json_data(unit.to_dict())}
     return {"type": "round", **unit.to_dict()}
 
 
@@ -164,7 +162,7 @@ class Experiment:
 
             start = f"{config.gradient.ctx_init} {{}}." if config.gradient.ctx_init else _START
             first = evaluate_templates(ctx.clip, start, ctx.scoring)
-            self.optimizer.tell({self.optimizer.suggest(start, note="initial template").id: (first.loss, first.accuracy)})
+            self.optimizer.tell({self.optimizer.add_template(start, note="initial template").id: (first.loss, first.accuracy)})
         # the optimizer's round events recorded so far (a resumed optimizer holds those of the run it continues)
         self._seen = len(getattr(self.optimizer, "events", None) or ()) if config.method in _GRADIENT_METHODS else 0
 
@@ -276,18 +274,16 @@ class Experiment:
         """OPRO-style: one LLM round on the templates scored so far; hard prompts scored raw."""
         from catalyst_nb.evaluation import evaluate_templates
         from catalyst_nb.llm.errors import LLMError
+        from catalyst_nb.optim.events import ProposalsScored, Skipped
 
         opt, r = self.optimizer, len(self.events)  # one event per round: the events count the rounds done
         try:
             new = opt.ask(opt.scored, round=r)
             scored = {p.id: evaluate_templates(self.context.clip, p.template, self.context.scoring) for p in new}
             opt.tell({i: (s.loss, s.accuracy) for i, s in scored.items()})
-            return {"type": "round", "kind": "proposals", "round": r, "step": 0,
-                    "data": {"proposals": [opt.get(p.id).to_dict() for p in new], "n_calls": opt.rounds[-1].n_calls},
-                    "seconds": 0.0}
+            return _event_of(ProposalsScored(round=r, step=0, proposals=tuple(opt.get(p.id) for p in new)))
         except LLMError as exc:
-            return {"type": "round", "kind": "skipped", "round": r, "step": 0,
-                    "data": {"reason": f"LLM error: {type(exc).__name__}: {exc}"}, "seconds": 0.0}
+            return _event_of(Skipped(round=r, step=0, reason=f"LLM error: {type(exc).__name__}: {exc}"))
 
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
@@ -331,7 +327,7 @@ class Experiment:
         if self.config.method not in _GRADIENT_METHODS:
             return evaluate_templates(ctx.clip, self.template(), features[split])
         if split != "new":
-            return self.optimizer.gradient.evaluate(features[split])
+            return self.optimizer.evaluate(features[split])
         import torch
 
         from catalyst_nb.experiment.build import make_learner

@@ -61,10 +61,11 @@ def llm_only_summary(config: RunConfig, ctx: Any, opt: Any, evaluate: Any) -> di
 
 
 def _stages(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{"stage": e["data"]["stage"], "step": e["step"], "scoring_accuracy": e["data"]["scoring"]["accuracy"],
-             "scoring_loss": e["data"]["scoring"]["loss"],
-             "test_accuracy": (e["data"].get("eval") or {}).get("accuracy")}
-            for e in events if e["kind"] == "stage_end"]
+    from catalyst_nb.optim.events import stage_end_rows
+
+    return [{"stage": row["stage"], "step": row["step"], "scoring_accuracy": row["scoring_accuracy"],
+             "scoring_loss": row["scoring_loss"], "test_accuracy": row["eval_accuracy"]}
+            for row in stage_end_rows(events)]
 
 
 def gradient_summary(config: RunConfig, ctx: Any, opt: Any, evaluate: Any) -> dict[str, Any]:

@@ -20,14 +20,13 @@ import importlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from catalyst_nb.paths import cache_root
 
 from .errors import LocalServerError
 
 __all__ = ["CHAT_MODEL_ALIAS", "CHAT_MODEL_FILE", "CHAT_MODEL_SHA256", "CHAT_MODEL_SIZE", "chat_gguf_path",
-           "chunk_files", "local_chat_server"]
+           "chunk_files"]
 
 CHAT_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 CHAT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -80,16 +79,3 @@ def chat_gguf_path(*, directory: str | os.PathLike[str] | None = None) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-def local_chat_server(**settings: Any) -> Any:
-    """A :class:`~catalyst_nb.llm.launcher.LocalLLMServer` for the chat model (not started yet).
-
-    ``settings`` go to the server (``n_threads``, ``port``, ...); use ``server.chat_client()``.
-    """
-    from .launcher import LocalLLMServer
-
-    settings.setdefault("model_alias", CHAT_MODEL_ALIAS)
-    if "model_path" not in settings:
-        settings["model_path"] = chat_gguf_path()
-    return LocalLLMServer(**settings)

@@ -37,4 +37,5 @@ class ScoredTemplate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoredTemplate:
-        return cls(template=data["template"] if "template" in data else data["text"], loss=float(data["loss"]), accuracy=float(data["accuracy"]), source=data.get("source", ""))
+        return cls(template=data["template"], loss=float(data["loss"]), accuracy=float(data["accuracy"]),
+                   source=data["source"])

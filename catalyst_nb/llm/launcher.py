@@ -45,7 +45,8 @@ from catalyst_nb.paths import cache_root
 
 from .errors import LocalServerError
 
-__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path"]
+__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path",
+           "local_chat_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -455,8 +456,6 @@ class WarmingLocalClient:
     def _start(self) -> None:
         """Make the server (the chat model's GGUF is assembled here, on first use) and start it loading."""
         if self.chat:
-            from .chat_model import local_chat_server
-
             server = local_chat_server(n_threads=self.n_threads, **self._settings)
         else:
             server = LocalLLMServer(n_threads=self.n_threads, **self._settings)
@@ -489,3 +488,16 @@ class WarmingLocalClient:
             self._server.stop()
         self._server = self._client = None
         self._closed = True
+
+
+def local_chat_server(**settings: Any) -> Any:
+    """A :class:`~catalyst_nb.llm.launcher.LocalLLMServer` for the chat model (not started yet).
+
+    ``settings`` go to the server (``n_threads``, ``port``, ...); use ``server.chat_client()``.
+    """
+    from .chat_model import CHAT_MODEL_ALIAS, chat_gguf_path  # the chat model's file and name (below this module)
+
+    settings.setdefault("model_alias", CHAT_MODEL_ALIAS)
+    if "model_path" not in settings:
+        settings["model_path"] = chat_gguf_path()
+    return LocalLLMServer(**settings)

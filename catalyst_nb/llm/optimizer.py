@@ -1,7 +1,8 @@
 """The LLM side of the catalyst loop as an ask/tell optimizer over text templates.
 
 ``ask(history)`` shows the LLM the scored templates and returns new *pending* candidates; a person (or
-an automatic policy) may ``revise``, ``approve``, ``reject`` them or ``suggest`` their own; ``tell``
+an automatic policy) may ``revise`` them, set their status with ``mark_approved`` / ``mark_rejected``, or
+``add_template`` their own; ``tell``
 (or ``score`` with a scoring function) records losses and accuracies. Scoring is a function passed in,
 so nothing here needs CLIP or torch. Every round is kept as a record with the request, the raw replies
 and the lines the parser dropped, so what the LLM did is data, not a log line.
@@ -26,12 +27,14 @@ from catalyst_nb.llm.parser import RejectedLine, parse_proposals
 from catalyst_nb.llm.sampling_seed import sampling_seed
 from catalyst_nb.templates import check_template, normalize_template
 from catalyst_nb.keys import check_known_keys
+from catalyst_nb.optimizer_state import StateError, check_state, pack_state
 
 __all__ = ["LLMOptimizerConfig", "LLMPromptOptimizer", "LLMRound"]
 
 logger = logging.getLogger(__name__)
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3  # 3: the common layout of catalyst_nb.optimizer_state (2 was a flat dict)
+_STATE_KEYS = ("client", "proposals", "rounds", "human_count")
 
 RoundHook = Callable[["LLMPromptOptimizer", "LLMRound"], None]
 
@@ -142,13 +145,13 @@ class LLMRound:
             replies=tuple(data["replies"]),
             proposal_ids=tuple(data["proposal_ids"]),
             rejected=tuple(RejectedLine(**r) for r in data["rejected"]),
-            notes=tuple(data.get("notes", ())),
-            prompt_tokens=data.get("prompt_tokens"),
-            completion_tokens=data.get("completion_tokens"),
-            latency_s=float(data.get("latency_s", 0.0)),
-            history_size=int(data.get("history_size", 0)),
-            n_calls=int(data.get("n_calls", 1)),
-            seeds=tuple(data.get("seeds", ())),
+            notes=tuple(data["notes"]),
+            prompt_tokens=data["prompt_tokens"],
+            completion_tokens=data["completion_tokens"],
+            latency_s=float(data["latency_s"]),
+            history_size=int(data["history_size"]),
+            n_calls=int(data["n_calls"]),
+            seeds=tuple(data["seeds"]),
         )
 
 
@@ -243,7 +246,7 @@ class LLMPromptOptimizer:
         return tuple(_as_scored(p, i) for i, p in enumerate(self.scored))
 
     # ---- hooks ------------------------------------------------------------------------------
-    def register_round_hook(self, hook: RoundHook) -> RemovableHandle:
+    def register_llm_round_hook(self, hook: RoundHook) -> RemovableHandle:
         """Call ``hook(optimizer, round)`` after every recorded round; ``handle.remove()`` unregisters it."""
         return self._hooks.register(hook)
 
@@ -350,7 +353,7 @@ class LLMPromptOptimizer:
         return tuple(new)
 
     # ---- people -----------------------------------------------------------------------------
-    def suggest(self, text: str, *, note: str = "", round: int | None = None) -> Candidate:
+    def add_template(self, text: str, *, note: str = "", round: int | None = None) -> Candidate:
         """Add a person's own template as a pending proposal (id ``h1``, ``h2``, ...)."""
         text = check_template(text)
         key = normalize_template(text)
@@ -374,8 +377,9 @@ class LLMPromptOptimizer:
         self._proposals[proposal_id] = updated
         return updated
 
-    def approve(self, proposal_id: str) -> Candidate:
-        """Mark a proposal for scoring (also un-rejects); a scored proposal cannot change."""
+    def mark_approved(self, proposal_id: str) -> Candidate:
+        """Set a proposal's status to ``approved``: marked for scoring (also un-rejects); a scored proposal
+        cannot change.  (Not the catalyst's ``approve``, which decides a restart.)"""
         p = self.get(proposal_id)
         if p.scored:
             raise ValueError(f"proposal {proposal_id!r} is already scored")
@@ -383,7 +387,8 @@ class LLMPromptOptimizer:
         self._proposals[proposal_id] = updated
         return updated
 
-    def reject(self, proposal_id: str, *, reason: str = "") -> Candidate:
+    def mark_rejected(self, proposal_id: str, *, reason: str = "") -> Candidate:
+        """Set a proposal's status to ``rejected`` (never scored unless marked approved again)."""
         p = self.get(proposal_id)
         if p.scored:
             raise ValueError(f"proposal {proposal_id!r} is already scored")
@@ -406,7 +411,7 @@ class LLMPromptOptimizer:
         for pid, score in scores.items():
             p = self.get(pid)
             if p.status == Status.REJECTED:
-                raise ValueError(f"proposal {pid!r} was rejected; approve it before scoring")
+                raise ValueError(f"proposal {pid!r} was rejected; mark_approved it before scoring")
             if p.scored:
                 raise ValueError(f"proposal {pid!r} is already scored (loss {p.loss})")
             if isinstance(score, Candidate):
@@ -439,56 +444,46 @@ class LLMPromptOptimizer:
         return self.tell(scores)
 
     # ---- state ------------------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        return {
-            "task": {"dataset": self.task.dataset, "images": self.task.images, "classnames": list(self.task.classnames)},
-            "settings": asdict(self.config),
-        }
+    def _identity(self) -> dict[str, Any]:
+        return {"task": {"dataset": self.task.dataset, "images": self.task.images,
+                         "classnames": list(self.task.classnames)}}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-dict state (JSON-ready). Holds no client, URL or key: only the client's kind and model."""
-        return {
-            "version": _STATE_VERSION,
-            "client": {"kind": self.client.kind, "model": self.client.model},
-            "config": self._config(),
-            "proposals": [p.to_dict() for p in self._proposals.values()],
-            "rounds": [r.to_dict() for r in self._rounds],
-            "human_count": self._human_count,
-        }
+        return pack_state(optimizer="LLMPromptOptimizer", version=_STATE_VERSION, config=asdict(self.config),
+                          identity=self._identity(), state={
+                              "client": {"kind": self.client.kind, "model": self.client.model},
+                              "proposals": [p.to_dict() for p in self._proposals.values()],
+                              "rounds": [r.to_dict() for r in self._rounds],
+                              "human_count": self._human_count,
+                          })
 
-    def load_state_dict(self, state: Mapping[str, Any], *, strict: bool = True) -> None:
-        """Restore proposals and rounds. With ``strict`` the configuration must match this optimizer's
-        (the task, its class names included, and every setting).
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore proposals and rounds made under the same task (class names included) and settings.
 
         Everything is checked before anything changes: a bad state leaves the optimizer as it was.
         """
-        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-            version = state.get("version") if isinstance(state, Mapping) else None
-            raise ValueError(f"not an LLMPromptOptimizer state of version {_STATE_VERSION} (version {version!r})")
-        missing = {"config", "proposals", "rounds", "human_count"} - set(state)
-        if missing:
-            raise ValueError(f"LLMPromptOptimizer state is missing {sorted(missing)}")
-        saved_config = state["config"]
-        if not isinstance(saved_config, Mapping) or not isinstance(saved_config.get("settings", {}), Mapping):
-            raise ValueError(f"LLMPromptOptimizer state is damaged: config is {type(saved_config).__name__}, not a mapping")
-        if not isinstance(state["proposals"], list) or not isinstance(state["rounds"], list):
-            raise ValueError("LLMPromptOptimizer state is damaged: proposals and rounds must be lists")
-        mine = self._config()
-        if strict and state["config"] != mine:
-            saved = state["config"]
-            diff = sorted(k for k in ("task", *mine["settings"]) if
-                          (saved.get("task") if k == "task" else (saved.get("settings") or {}).get(k))
-                          != (mine["task"] if k == "task" else mine["settings"][k]))
-            raise ValueError(f"state was saved with a different configuration (differs in {diff}); pass strict=False to load anyway")
+        self._apply_state(self._validate_state(state))
+
+    def _validate_state(self, state: Mapping[str, Any]) -> tuple[list[Candidate], list[LLMRound], int]:
+        """Every check of :meth:`load_state_dict`; returns what to apply, changes nothing."""
+        entries = check_state(state, optimizer="LLMPromptOptimizer", version=_STATE_VERSION, keys=_STATE_KEYS,
+                              config=asdict(self.config), identity=self._identity())
+        if not isinstance(entries["proposals"], list) or not isinstance(entries["rounds"], list):
+            raise StateError("LLMPromptOptimizer state is damaged: proposals and rounds must be lists")
         try:
-            proposals = [Candidate.from_dict(p) for p in state["proposals"]]
-            rounds = [LLMRound.from_dict(r) for r in state["rounds"]]
-            human_count = int(state["human_count"])
+            proposals = [Candidate.from_dict(p) for p in entries["proposals"]]
+            rounds = [LLMRound.from_dict(r) for r in entries["rounds"]]
+            human_count = int(entries["human_count"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"LLMPromptOptimizer state is damaged: {exc}") from None
+            raise StateError(f"LLMPromptOptimizer state is damaged: {exc}") from None
         ids = [p.id for p in proposals]
         if len(set(ids)) != len(ids):
-            raise ValueError("LLMPromptOptimizer state has duplicate proposal ids")
+            raise StateError("LLMPromptOptimizer state has duplicate proposal ids")
+        return proposals, rounds, human_count
+
+    def _apply_state(self, checked: tuple[list[Candidate], list[LLMRound], int]) -> None:
+        proposals, rounds, human_count = checked
         self._proposals = {p.id: p for p in proposals}
         self._rounds = rounds
         self._human_count = human_count

@@ -6,9 +6,11 @@ One run is R rounds of::
         -> decision -> restart -> next stage ... and after round R a last stage to the step budget.
 
 :meth:`CatalystOptimizer.step` advances one unit: a gradient step (a :class:`StepRecord`) or one phase of
-a round (a :class:`RoundEvent`).  With ``approval="human"`` the decision phase returns an
-:class:`AwaitingApproval` and nothing moves until :meth:`approve`, :meth:`reject` or :meth:`suggest` is
-called; it never blocks and never opens a widget.  Every candidate, whatever its source, is one
+a round (a typed :class:`~catalyst_nb.optim.events.RoundEvent`); every event it emits is also what it
+returns, so a caller that records the returned units records every event.  Where it is in a round is a
+:class:`Phase`, and :data:`TRANSITIONS` lists every move between phases.  With ``approval="human"`` the
+decision phase emits and returns an :class:`AwaitingApproval` event and nothing moves until
+:meth:`approve`, :meth:`reject` or :meth:`suggest` is called; it never blocks and never opens a widget.  Every candidate, whatever its source, is one
 :class:`Candidate` record scored on the scoring split *as it would be loaded into the context*.
 
 Faults of the LLM (server down, timeout, budget spent, a reply with nothing usable) skip the round,
@@ -19,14 +21,13 @@ after a restart of the kernel, with the LLM replayed from a cassette.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import replace
+from enum import Enum
 from typing import Any, Callable, Mapping
 
-import torch
-
-from catalyst_nb.candidates import Candidate, Source, Status, rank_candidates
+from catalyst_nb.candidates import Candidate, Status, rank_candidates
+from catalyst_nb.evaluation import EvalResult
 from catalyst_nb.features import FeatureSet
 from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.llm.client import LLMClient
@@ -34,25 +35,59 @@ from catalyst_nb.llm.errors import LLMError
 from catalyst_nb.llm.examples import describe_task
 from catalyst_nb.llm.meta_prompt import TaskDescription
 from catalyst_nb.llm.optimizer import LLMOptimizerConfig, LLMPromptOptimizer
-from catalyst_nb.optim.approval import DECIDERS, ApprovalPending, AwaitingApproval
+from catalyst_nb.optim.approval import DECIDERS, ApprovalPending
+from catalyst_nb.optim.candidate_pool import CandidatePool
 from catalyst_nb.optim.candidate_sources import gather_candidates, projection_templates, variant_templates
 from catalyst_nb.optim.catalyst_config import CatalystConfig, llm_settings, resolve_config
-from catalyst_nb.optim.events import RoundEvent
+from catalyst_nb.optim.events import (AwaitingApproval, CandidatesScored, Decision, LLMCall, ProposalsScored, Restart,
+                                     RoundEvent, Skipped, StageEnd)
 from catalyst_nb.optim.gradient import GradientPromptOptimizer
 from catalyst_nb.optim.probing import CURRENT, adopt_fork, run_forks
+from catalyst_nb.optimizer_state import StateError, check_state, pack_state
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.scoring import TemplateScorer
 from catalyst_nb.templates import check_template
 from catalyst_nb.trajectory import StepRecord, Trajectory
 
-__all__ = ["CatalystOptimizer"]
+__all__ = ["CatalystOptimizer", "Phase", "TRANSITIONS"]
 
 log = logging.getLogger(__name__)
 
-_STATE_VERSION = 1
-_PHASES = ("stage", "stage_end", "candidates", "llm", "proposals", "decision", "restart", "done")
+_STATE_VERSION = 2  # 2: the common layout of catalyst_nb.optimizer_state, typed events, phases "skip"/"awaiting"
+_STATE_KEYS = ("preset", "gradient", "llm", "events", "pool", "round", "phase", "stage_start", "probe_spent",
+               "round_proposals", "round_cands", "chosen", "awaiting", "probe_states")
 
-Unit = StepRecord | RoundEvent | AwaitingApproval
+Unit = StepRecord | RoundEvent
+
+
+class Phase(str, Enum):
+    """Where the catalyst is; :meth:`CatalystOptimizer.step` runs the phase's handler ``_do_<value>``."""
+
+    STAGE = "stage"            # gradient steps until the stage's last step
+    STAGE_END = "stage_end"    # score (and evaluate) the context
+    CANDIDATES = "candidates"  # projections, variants and pool templates scored
+    LLM = "llm"                # the LLM asked
+    PROPOSALS = "proposals"    # its proposals scored
+    SKIP = "skip"              # the LLM's reply had nothing usable: the round ends, recorded as skipped
+    DECISION = "decision"      # the restart policy decides (or asks a person)
+    AWAITING = "awaiting"      # a person decides: approve(), reject() or suggest()
+    RESTART = "restart"        # the chosen template loaded
+    DONE = "done"              # the last stage ended
+
+
+#: Every move the catalyst makes; anything else is a bug (:meth:`CatalystOptimizer._move` refuses it).
+TRANSITIONS: Mapping[Phase, frozenset[Phase]] = {
+    Phase.STAGE: frozenset({Phase.STAGE_END}),
+    Phase.STAGE_END: frozenset({Phase.CANDIDATES, Phase.STAGE, Phase.DONE}),  # STAGE: no LLM, no restarts (CoOp)
+    Phase.CANDIDATES: frozenset({Phase.LLM, Phase.DECISION}),
+    Phase.LLM: frozenset({Phase.PROPOSALS, Phase.DECISION, Phase.SKIP, Phase.STAGE}),  # STAGE: an LLM fault
+    Phase.PROPOSALS: frozenset({Phase.DECISION}),
+    Phase.SKIP: frozenset({Phase.STAGE}),
+    Phase.DECISION: frozenset({Phase.AWAITING, Phase.RESTART, Phase.STAGE}),
+    Phase.AWAITING: frozenset({Phase.RESTART, Phase.STAGE}),
+    Phase.RESTART: frozenset({Phase.STAGE}),
+    Phase.DONE: frozenset(),
+}
 
 
 class _NoLLM:
@@ -76,8 +111,8 @@ class CatalystOptimizer:
         learner: the prompt learner (its context is what both optimizers move).
         train: cached training features.
         scoring: the split candidates and proposals are scored on (never the reported split).
-        llm: the LLM client (any :class:`~catalyst_nb.llm.LLMClient`; a replaying client for exact reruns),
-            or ``None``: no LLM round at all.  Without an LLM and with ``restart_from="any"`` the rounds
+        client: the LLM client (any :class:`~catalyst_nb.llm.LLMClient`; a replaying client for exact
+            reruns), or ``None``: no LLM round at all.  Without an LLM and with ``restart_from="any"`` the rounds
             restart from the best scored candidate (the projection-restart control); with the default
             ``restart_from="proposals"`` only the stages run, which is CoOp with per-stage evaluations.
         task: what the images are, for the meta-prompt (default: from the training split's name).
@@ -95,7 +130,7 @@ class CatalystOptimizer:
         train: FeatureSet,
         *,
         scoring: FeatureSet,
-        llm: LLMClient | None,
+        client: LLMClient | None,
         task: TaskDescription | None = None,
         evaluation: FeatureSet | None = None,
         preset: str = "default",
@@ -120,14 +155,14 @@ class CatalystOptimizer:
         self.scoring_key = scoring.key
         self.evaluation = evaluation.to(learner.ctx.device) if evaluation is not None else None
         task = task or describe_task(train.name, learner.classnames)  # the one rule the run layer uses too
-        settings = llm_settings(preset, getattr(llm, "kind", "chat"), dict(llm_config or {}))
-        self.uses_llm = llm is not None
-        self.llm = LLMPromptOptimizer(llm if llm is not None else _NoLLM(), task=task,
+        settings = llm_settings(preset, getattr(client, "kind", "chat"), dict(llm_config or {}))
+        self.uses_llm = client is not None
+        self.llm = LLMPromptOptimizer(client if client is not None else _NoLLM(), task=task,
                                       config=LLMOptimizerConfig.from_dict(settings))
         self.events: list[RoundEvent] = []
-        self.pool: dict[str, Candidate] = {}
+        self.pool = CandidatePool(self.config.pool_size)
         self._round = 0
-        self._phase = "stage"
+        self._phase = Phase.STAGE
         self._stage_start = 0
         self._probe_spent = 0
         self._round_proposals: list[str] = []
@@ -135,7 +170,7 @@ class CatalystOptimizer:
         self._chosen: dict[str, Any] | None = None
         self._awaiting: AwaitingApproval | None = None
         self._probe_states: dict[str, dict[str, Any]] = {}
-        self._round_hooks = HookRegistry()
+        self._event_hooks = HookRegistry()
         self._muted = False
 
     # ------------------------------------------------------------------------------------------ reading
@@ -164,21 +199,30 @@ class CatalystOptimizer:
         return self._round
 
     @property
-    def phase(self) -> str:
+    def phase(self) -> Phase:
         return self._phase
 
     @property
     def done(self) -> bool:
-        return self._phase == "done"
+        return self._phase is Phase.DONE
 
     @property
     def awaiting(self) -> AwaitingApproval | None:
+        """The restart waiting for a person (``approval="human"``), or ``None``."""
         return self._awaiting
+
+    @property
+    def client(self) -> LLMClient | None:
+        """The LLM client, or ``None`` for a run without an LLM."""
+        return self.llm.client if self.uses_llm else None
 
     def best(self) -> Candidate | None:
         """The best-scoring template of the whole run (pool: candidates and proposals)."""
-        ranked = rank_candidates(self.pool.values())
-        return ranked[0] if ranked else None
+        return self.pool.best()
+
+    def evaluate(self, split: FeatureSet) -> EvalResult:
+        """Accuracy and loss of the current soft prompt on ``split`` (e.g. the test split at the end)."""
+        return self.gradient.evaluate(split)
 
     def preview(self, text: str) -> LoadReport:
         """What the context would hold if ``text`` were loaded now (padding, cuts); changes nothing."""
@@ -186,7 +230,7 @@ class CatalystOptimizer:
 
     def __repr__(self) -> str:
         return (f"CatalystOptimizer(preset={self.preset!r}, round={self._round}/{self.config.rounds}, "
-                f"phase={self._phase!r}, steps={self.budget_used}/{self.total_steps}, "
+                f"phase={self._phase.value!r}, steps={self.budget_used}/{self.total_steps}, "
                 f"restart={self.config.restart!r}, approval={self.config.approval!r})")
 
     # ------------------------------------------------------------------------------------------ hooks
@@ -198,17 +242,25 @@ class CatalystOptimizer:
                 hook(self, record)
         return self.gradient.register_step_hook(relay)
 
-    def register_round_hook(self, hook: Callable[[Any, RoundEvent], None]) -> RemovableHandle:
-        """``hook(catalyst, event)`` after every round event."""
-        return self._round_hooks.register(hook)
+    def register_event_hook(self, hook: Callable[[Any, RoundEvent], None]) -> RemovableHandle:
+        """``hook(catalyst, event)`` after every round event (a typed :class:`RoundEvent`, awaiting included)."""
+        return self._event_hooks.register(hook)
 
-    def _emit(self, kind: str, data: Mapping[str, Any], started: float, *, round_index: int | None = None) -> RoundEvent:
-        event = RoundEvent(kind=kind, round=self._round if round_index is None else round_index,
-                           step=self.gradient.step_count, data=dict(data), seconds=time.perf_counter() - started)
+    def _emit(self, kind: type[RoundEvent], started: float, *, round_index: int | None = None,
+              **payload: Any) -> RoundEvent:
+        event = kind(round=self._round if round_index is None else round_index, step=self.gradient.step_count,
+                     seconds=time.perf_counter() - started, **payload)
         event = RoundEvent.from_dict(event.to_dict())  # the stored form: plain JSON data
         self.events.append(event)
-        self._round_hooks(self, event)
+        if isinstance(event, AwaitingApproval):
+            self._awaiting = event  # observers of this event see the optimizer waiting on it
+        self._event_hooks(self, event)
         return event
+
+    def _move(self, to: Phase) -> None:
+        if to not in TRANSITIONS[self._phase]:
+            raise RuntimeError(f"catalyst cannot move from phase {self._phase.value!r} to {to.value!r}")
+        self._phase = to
 
     # ------------------------------------------------------------------------------------------ stepping
 
@@ -219,36 +271,35 @@ class CatalystOptimizer:
         return self.total_steps - self._probe_spent
 
     def step(self) -> Unit:
-        """Advance one unit: a gradient step or one phase of a round. Returns what happened."""
-        if self._awaiting is not None:
-            raise ApprovalPending(self._awaiting.round)
-        if self._phase == "done":
+        """Advance one unit: a gradient step or one phase of a round. Returns what happened: the step
+        record or the one event the phase emitted."""
+        if self._phase is Phase.AWAITING:
+            raise ApprovalPending(self._round)
+        if self._phase is Phase.DONE:
             raise RuntimeError("the run is finished (all rounds and the last stage are done)")
-        handler = getattr(self, f"_do_{self._phase}")
+        handler = getattr(self, f"_do_{self._phase.value}")
         return handler()
 
     def _do_stage(self) -> Unit:
         if self.gradient.step_count >= self._stage_target():
-            self._phase = "stage_end"
+            self._move(Phase.STAGE_END)
             return self._do_stage_end()
         self.gradient.stage = self._round
         return self.gradient.step()
 
     def _do_stage_end(self) -> RoundEvent:
         started = time.perf_counter()
-        data: dict[str, Any] = {"stage": self._round, "scoring": _score_dict(self.scorer.current()),
-                                "scoring_key": self.scoring_key, "eval": None}
-        if self.evaluation is not None:
-            data["eval"] = _score_dict(self.gradient.evaluate(self.evaluation))
+        scoring = _score_dict(self.scorer.current())
+        evaluation = _score_dict(self.gradient.evaluate(self.evaluation)) if self.evaluation is not None else None
+        event = self._emit(StageEnd, started, stage=self._round, scoring=scoring, scoring_key=self.scoring_key,
+                           eval=evaluation)
         if self._round >= self.config.rounds:
-            self._phase = "done"
+            self._move(Phase.DONE)
         elif self.uses_llm or self.config.restart_from == "any":
-            self._phase = "candidates"
+            self._move(Phase.CANDIDATES)
         else:  # no LLM and nothing else to restart from: the stages alone (CoOp)
-            event = self._emit("stage_end", data, started)
             self._finish_round()
-            return event
-        return self._emit("stage_end", data, started)
+        return event
 
     def _do_candidates(self) -> RoundEvent:
         started = time.perf_counter()
@@ -261,13 +312,13 @@ class CatalystOptimizer:
         strip = self.learner.strip_fillers
         cands = gather_candidates(round_index=self._round, k=c.candidates, sources=c.sources,
                                   projections=[strip(t) for t in projections], variants=[strip(t) for t in variants],
-                                  pool=self.pool.values())
+                                  pool=list(self.pool))
         scored = self._score(cands)
         self._round_cands = {s.id: s for s in scored}
         for s in scored:
-            self._add_to_pool(s)
-        self._phase = "llm" if self.uses_llm else "decision"
-        return self._emit("candidates", {"candidates": [s.to_dict() for s in scored]}, started)
+            self.pool.add(s)
+        self._move(Phase.LLM if self.uses_llm else Phase.DECISION)
+        return self._emit(CandidatesScored, started, candidates=tuple(scored))
 
     def _score(self, candidates: list[Candidate]) -> list[Candidate]:
         results = self.scorer.score([c.template for c in candidates])
@@ -280,46 +331,36 @@ class CatalystOptimizer:
                                        raw_accuracy=res.raw_accuracy, loaded=res.loaded))
         return out
 
-    def _add_to_pool(self, cand: Candidate) -> None:
-        if not cand.scored:
-            return
-        self.pool[cand.id] = cand
-        if len(self.pool) > self.config.pool_size:
-            keep = {c.id for c in rank_candidates(self.pool.values())[: self.config.pool_size]}
-            self.pool = {k: v for k, v in self.pool.items() if k in keep}
-
-    def _history(self) -> list[Candidate]:
-        return rank_candidates(self.pool.values())
-
     def _skip(self, reason: str, started: float) -> RoundEvent:
         self._finish_round()
-        return self._emit("skipped", {"reason": reason}, started, round_index=self._round - 1)
+        return self._emit(Skipped, started, round_index=self._round - 1, reason=reason)
 
     def _finish_round(self) -> None:
+        self._move(Phase.STAGE)
         self._round += 1
         self._stage_start = self.gradient.step_count
         self._round_proposals, self._round_cands = [], {}
         self._chosen, self._awaiting, self._probe_states = None, None, {}
-        self._phase = "stage"
 
     def _do_llm(self) -> RoundEvent:
         started = time.perf_counter()
         try:
-            new = self.llm.ask(self._history(), round=self._round)
+            new = self.llm.ask(self.pool.ranked(), round=self._round)
         except LLMError as exc:
             return self._skip(f"LLM error: {type(exc).__name__}: {exc}", started)
         record = self.llm.rounds[-1]
-        data = {"meta_prompt": record.meta_prompt, "replies": list(record.replies),
-                "dropped": [{"line": r.line, "reason": r.reason} for r in record.rejected],
-                "n_valid": len(new), "n_calls": record.n_calls, "latency_s": record.latency_s,
-                "seeds": list(record.seeds)}
         self._round_proposals = [p.id for p in new]
-        event = self._emit("llm", data, started)
-        if not new and self.config.restart_from == "proposals":
-            self._skip("no usable template in the LLM's reply", time.perf_counter())
-        else:
-            self._phase = "proposals" if new else "decision"
-        return event
+        if new:
+            self._move(Phase.PROPOSALS)
+        else:  # nothing to score: decide among the candidates, or end the round (the next step says so)
+            self._move(Phase.SKIP if self.config.restart_from == "proposals" else Phase.DECISION)
+        return self._emit(LLMCall, started, meta_prompt=record.meta_prompt, replies=tuple(record.replies),
+                          dropped=tuple({"line": r.line, "reason": r.reason} for r in record.rejected),
+                          n_valid=len(new), n_calls=record.n_calls, latency_s=record.latency_s,
+                          seeds=tuple(record.seeds))
+
+    def _do_skip(self) -> RoundEvent:
+        return self._skip("no usable template in the LLM's reply", time.perf_counter())
 
     def _do_proposals(self) -> RoundEvent:
         started = time.perf_counter()
@@ -333,9 +374,9 @@ class CatalystOptimizer:
                 self.llm.mark(s.id, Status.INVALID, note=s.note)
         final = [self.llm.get(p.id) for p in proposals]
         for p in final:
-            self._add_to_pool(p)
-        self._phase = "decision"
-        return self._emit("proposals", {"proposals": [p.to_dict() for p in final]}, started)
+            self.pool.add(p)
+        self._move(Phase.DECISION)
+        return self._emit(ProposalsScored, started, proposals=tuple(final))
 
     # ------------------------------------------------------------------------------------------ decision
 
@@ -389,14 +430,14 @@ class CatalystOptimizer:
         if self.config.approval == "human":
             ranked = rank_candidates(self._choices())
             record = self.llm.rounds[-1] if self.uses_llm and self.llm.rounds else None
-            self._awaiting = AwaitingApproval(
-                round=self._round, proposals=tuple(ranked), recommended=recommended,
+            self._move(Phase.AWAITING)
+            return self._emit(
+                AwaitingApproval, started, proposals=tuple(ranked), recommended=recommended,
                 current=_score_dict(self.scorer.current()), meta_prompt=record.meta_prompt if record else "",
                 replies=tuple(record.replies) if record else (),
                 dropped=tuple((r.line, r.reason) for r in record.rejected) if record else (),
                 policy=self.config.restart, probe=probe,
             )
-            return self._awaiting
         return self._decide(recommended, decider="auto", probe=probe, started=started)
 
     def _decide(self, chosen: str | None, *, decider: str, probe: Mapping[str, float] | None = None,
@@ -409,12 +450,12 @@ class CatalystOptimizer:
         if chosen is None:
             # with probes, plain continuation already ran P steps on a fork: adopt them, charge the rest
             self._adopt("current" if "current" in self._probe_states else None)
-            event = self._emit("decision", data, started)
+            event = self._emit(Decision, started, **data)
             self._finish_round()
             return event
         self._chosen = {"id": chosen, "template": template}
-        self._phase = "restart"
-        return self._emit("decision", data, started)
+        self._move(Phase.RESTART)
+        return self._emit(Decision, started, **data)
 
     def _adopt(self, branch: str | None) -> None:
         """Make a probe branch the live state (its P steps become live steps, replayed to observers);
@@ -468,7 +509,7 @@ class CatalystOptimizer:
                 f"{text!r} is longer than the context (n_ctx={self.learner.n_ctx}): {list(report.dropped)} would "
                 "be cut; shorten it or use a learner with more context slots"
             )
-        cand = self.llm.suggest(text, note=note, round=self._round)
+        cand = self.llm.add_template(text, note=note, round=self._round)
         (scored,) = self._score([cand])
         if not scored.scored:
             self.llm.mark(cand.id, Status.INVALID, note=scored.note)
@@ -476,7 +517,7 @@ class CatalystOptimizer:
         self.llm.tell({cand.id: scored})
         cand = self.llm.get(cand.id)
         self._round_proposals.append(cand.id)
-        self._add_to_pool(cand)
+        self.pool.add(cand)
         return cand
 
     # ------------------------------------------------------------------------------------------ restart
@@ -502,36 +543,17 @@ class CatalystOptimizer:
             self._round_cands[cid] = chosen
         else:
             chosen = self.llm.mark(cid, Status.CHOSEN)
-        self.pool.pop(cid, None)
-        self._add_to_pool(chosen)
+        self.pool.replace(chosen)
         data = {"id": cid, "template": template, "loaded": self.learner.loaded_template(slot_ids),
                 "report": {"tokens": list(report.tokens), "n_padded": report.n_padded, "dropped": list(report.dropped),
                            "ignored_text": report.ignored_text},
                 "scoring_before": before, "scoring_after": _score_dict(self.scorer.current()),
                 "probe_steps_adopted": self.config.probe_steps if adopted else 0}
-        event = self._emit("restart", data, started)
+        event = self._emit(Restart, started, **data)
         self._finish_round()
         return event
 
     # ------------------------------------------------------------------------------------------ loops
-
-    def run_stage(self) -> list[Unit]:
-        """Gradient steps to the end of the current stage, and its ``stage_end`` event."""
-        out: list[Unit] = []
-        while self._phase == "stage" and self._awaiting is None:
-            out.append(self.step())
-        return out
-
-    def run_round(self) -> list[Unit]:
-        """From here to the start of the next stage (or to an approval, or to the end)."""
-        out: list[Unit] = []
-        start_round = self._round
-        while not self.done and self._awaiting is None and (self._round == start_round or self._phase != "stage"):
-            unit = self.step()
-            out.append(unit)
-            if isinstance(unit, AwaitingApproval):
-                break
-        return out
 
     def run(self, *, progress: bool = True) -> list[Unit]:
         """Everything up to the end, or until a restart needs approval (then ``.awaiting`` is set)."""
@@ -542,7 +564,7 @@ class CatalystOptimizer:
             bar = tqdm(total=self.total_steps, initial=self.budget_used, desc="catalyst", unit="step", leave=False)
         out: list[Unit] = []
         try:
-            while not self.done and self._awaiting is None:
+            while not self.done and self._phase is not Phase.AWAITING:
                 unit = self.step()
                 out.append(unit)
                 if bar is not None:
@@ -557,69 +579,57 @@ class CatalystOptimizer:
 
     # ------------------------------------------------------------------------------------------ state
 
+    def _identity(self) -> dict[str, Any]:
+        return {"scoring_features": self.scoring_key}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically (no client, no key: only the LLM's record)."""
-        return {
-            "version": _STATE_VERSION,
-            "preset": self.preset,
-            "config": self.config.to_dict(),
-            "scoring_key": self.scoring_key,
-            "gradient": self.gradient.state_dict(),
-            "llm": self.llm.state_dict(),
-            "events": [e.to_dict() for e in self.events],
-            "pool": [c.to_dict() for c in self.pool.values()],
-            "round": self._round,
-            "phase": self._phase,
-            "stage_start": self._stage_start,
-            "probe_spent": self._probe_spent,
-            "round_proposals": list(self._round_proposals),
-            "round_cands": [c.to_dict() for c in self._round_cands.values()],
-            "chosen": dict(self._chosen) if self._chosen else None,
-            "awaiting": self._awaiting.to_dict() if self._awaiting else None,
-            "probe_states": dict(self._probe_states),
-        }
+        return pack_state(optimizer="CatalystOptimizer", version=_STATE_VERSION, config=self.config.to_dict(),
+                          identity=self._identity(), state={
+                              "preset": self.preset,
+                              "gradient": self.gradient.state_dict(),
+                              "llm": self.llm.state_dict(),
+                              "events": [e.to_dict() for e in self.events],
+                              "pool": self.pool.to_dicts(),
+                              "round": self._round,
+                              "phase": self._phase.value,
+                              "stage_start": self._stage_start,
+                              "probe_spent": self._probe_spent,
+                              "round_proposals": list(self._round_proposals),
+                              "round_cands": [c.to_dict() for c in self._round_cands.values()],
+                              "chosen": dict(self._chosen) if self._chosen else None,
+                              "awaiting": self._awaiting.to_dict() if self._awaiting else None,
+                              "probe_states": dict(self._probe_states),
+                          })
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`. Everything is checked before anything changes."""
-        if not isinstance(state, Mapping) or state.get("version") != _STATE_VERSION:
-            version = state.get("version") if isinstance(state, Mapping) else None
-            raise ValueError(f"not a CatalystOptimizer state of version {_STATE_VERSION} (version {version!r})")
-        required = {"config", "gradient", "llm", "events", "pool", "round", "phase", "stage_start", "probe_spent",
-                    "round_cands", "round_proposals", "chosen", "awaiting", "scoring_key"}
-        missing = sorted(required - set(state))
-        if missing:
-            raise ValueError(f"CatalystOptimizer state is missing {missing}")
-        mine = self.config.to_dict()
-        diffs = {k: (state["config"].get(k), v) for k, v in mine.items() if state["config"].get(k) != v}
-        if diffs:
-            raise ValueError(f"state was saved with other catalyst settings (saved, current): {diffs}")
-        if state["scoring_key"] != self.scoring_key:
-            raise ValueError("state was scored on another scoring split (its features differ from this one's)")
-        if state["phase"] not in _PHASES:
-            raise ValueError(f"unknown phase {state['phase']!r} in state")
+        """Restore a :meth:`state_dict`. Everything (both inner optimizers' states too) is checked before
+        anything changes."""
+        entries = check_state(state, optimizer="CatalystOptimizer", version=_STATE_VERSION, keys=_STATE_KEYS,
+                              config=self.config.to_dict(), identity=self._identity())
         try:
-            events = [RoundEvent.from_dict(e) for e in state["events"]]
-            pool = [Candidate.from_dict(c) for c in state["pool"]]
-            round_cands = [Candidate.from_dict(c) for c in state["round_cands"]]
-            awaiting = AwaitingApproval.from_dict(state["awaiting"]) if state["awaiting"] else None
+            phase = Phase(entries["phase"])
+            events = [RoundEvent.from_dict(e) for e in entries["events"]]
+            pool = CandidatePool.from_dicts(self.config.pool_size, entries["pool"])
+            round_cands = [Candidate.from_dict(c) for c in entries["round_cands"]]
+            awaiting = AwaitingApproval.from_dict(entries["awaiting"]) if entries["awaiting"] else None
+            numbers = {k: int(entries[k]) for k in ("round", "stage_start", "probe_spent")}
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"CatalystOptimizer state is damaged: {exc}") from None
-        # the two inner optimizers validate on their own; the LLM side first since it cannot half-apply
-        llm_before = self.llm.state_dict()
-        self.llm.load_state_dict(state["llm"])
-        try:
-            self.gradient.load_state_dict(state["gradient"])
-        except Exception:
-            self.llm.load_state_dict(llm_before)
-            raise
+            raise StateError(f"CatalystOptimizer state is damaged: {exc}") from None
+        if (phase is Phase.AWAITING) != (awaiting is not None):
+            raise StateError(f"CatalystOptimizer state is damaged: phase {phase.value!r} with awaiting={awaiting!r}")
+        gradient = self.gradient._validate_state(entries["gradient"])  # noqa: SLF001 - checked before anything changes
+        llm = self.llm._validate_state(entries["llm"])  # noqa: SLF001
+        self.gradient._apply_state(gradient)  # noqa: SLF001
+        self.llm._apply_state(llm)  # noqa: SLF001
         self.events = events
-        self.pool = {c.id: c for c in pool}
-        self._round = int(state["round"])
-        self._phase = state["phase"]
-        self._stage_start = int(state["stage_start"])
-        self._probe_spent = int(state["probe_spent"])
-        self._round_proposals = list(state["round_proposals"])
+        self.pool = pool
+        self._round = numbers["round"]
+        self._phase = phase
+        self._stage_start = numbers["stage_start"]
+        self._probe_spent = numbers["probe_spent"]
+        self._round_proposals = list(entries["round_proposals"])
         self._round_cands = {c.id: c for c in round_cands}
-        self._chosen = dict(state["chosen"]) if state["chosen"] else None
+        self._chosen = dict(entries["chosen"]) if entries["chosen"] else None
         self._awaiting = awaiting
-        self._probe_states = dict(state.get("probe_states") or {})
+        self._probe_states = dict(entries["probe_states"])

@@ -22,13 +22,14 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from catalyst_nb.hooks import HookRegistry, RemovableHandle
 from catalyst_nb.evaluation import EvalResult, evaluate_classifier
 from catalyst_nb.features import FeatureSet
+from catalyst_nb.optimizer_state import StateError, check_state, pack_state
 from catalyst_nb.optim.chunked_loss import auto_class_chunk, text_cross_entropy
 from catalyst_nb.prompt_learner import LoadReport, PromptLearner
 from catalyst_nb.trajectory import StepRecord, Trajectory
@@ -37,9 +38,27 @@ __all__ = ["GradientPromptOptimizer", "GradientConfig", "NonFiniteContextError",
            "coop_epoch_learning_rate", "coop_learning_rate"]
 
 log = logging.getLogger(__name__)
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: the common layout of catalyst_nb.optimizer_state (1 was a flat dict)
+_STATE_KEYS = ("step", "schedule_step", "schedule_total", "stage", "ctx", "optimizer", "generator", "perm", "pos",
+               "trajectory")
 
 StepHook = Callable[["GradientPromptOptimizer", StepRecord], None]
+
+
+@dataclass(frozen=True)
+class _CheckedState:
+    """A gradient state that passed every check, ready to apply."""
+
+    ctx: torch.Tensor
+    optimizer: Mapping[str, Any]
+    generator: torch.Tensor
+    perm: torch.Tensor
+    pos: int
+    step: int
+    schedule_step: int
+    schedule_total: int
+    stage: int
+    records: list[StepRecord]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -415,106 +434,91 @@ class GradientPromptOptimizer:
 
     # ------------------------------------------------------------------------------------------ state
 
+    def _identity(self) -> dict[str, Any]:
+        return {"model": self.learner.clip.name, "classes": list(self.learner.classnames),
+                "context_shape": list(self.learner.ctx.shape), "training_features": self.train.key}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: context, momentum, RNG, epoch order, records."""
-        return {
-            "version": _STATE_VERSION,
-            "config": asdict(self.config),
-            "step": self._step,
-            "schedule_step": self._schedule_step,
-            "schedule_total": self._schedule_total,
-            "stage": self.stage,
-            "ctx": self.learner.ctx.detach().cpu().clone(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self._gen.get_state(),
-            "perm": self._perm.clone(),
-            "pos": self._pos,
-            "trajectory": self.trajectory.to_dicts(),
-            "train_key": self.train.key,
-            "classnames": list(self.learner.classnames),
-            "model": self.learner.clip.name,
-        }
+        return pack_state(optimizer="GradientPromptOptimizer", version=_STATE_VERSION, config=asdict(self.config),
+                          identity=self._identity(), state={
+                              "step": self._step,
+                              "schedule_step": self._schedule_step,
+                              "schedule_total": self._schedule_total,
+                              "stage": self.stage,
+                              "ctx": self.learner.ctx.detach().cpu().clone(),
+                              "optimizer": self.optimizer.state_dict(),
+                              "generator": self._gen.get_state(),
+                              "perm": self._perm.clone(),
+                              "pos": self._pos,
+                              "trajectory": self.trajectory.to_dicts(),
+                          })
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`.
 
         Everything is checked before anything changes, so a refused state leaves the optimizer as it was.
-        Refused: another version, missing or damaged entries, another configuration, another context
-        shape, other classes, or other training features (another model's image tower or other images).
+        Refused: another optimizer's state, another version, missing or unknown entries, another
+        configuration, another model, other classes, another context shape, other training features
+        (another model's image tower or other images), or damaged entries.
         """
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-            version = state.get("version") if isinstance(state, dict) else None
-            raise ValueError(f"not a GradientPromptOptimizer state of version {_STATE_VERSION} (version {version!r})")
-        required = ("config", "step", "ctx", "optimizer", "generator", "perm", "pos", "trajectory", "train_key")
-        missing = [k for k in required if k not in state]
-        if missing:
-            raise ValueError(f"GradientPromptOptimizer state is missing {missing}")
-        if not isinstance(state["config"], dict):
-            raise ValueError(f"GradientPromptOptimizer state has a damaged config: {state['config']!r}")
-        mine = asdict(self.config)
-        diffs = {k: (state["config"].get(k), v) for k, v in mine.items() if state["config"].get(k) != v}
-        if diffs:
-            raise ValueError(f"state was saved with a different config (saved, current): {diffs}")
-        ctx = state["ctx"]
+        self._apply_state(self._validate_state(state))
+
+    def _validate_state(self, state: Mapping[str, Any]) -> _CheckedState:
+        """Every check of :meth:`load_state_dict`; returns the values to apply, changes nothing."""
+        entries = check_state(state, optimizer="GradientPromptOptimizer", version=_STATE_VERSION, keys=_STATE_KEYS,
+                              config=asdict(self.config), identity=self._identity())
+        ctx = entries["ctx"]
         if not torch.is_tensor(ctx) or not ctx.is_floating_point():
-            raise ValueError(f"saved context is not a float tensor: {type(ctx).__name__}")
+            raise StateError(f"saved context is not a float tensor: {type(ctx).__name__}")
         if tuple(ctx.shape) != tuple(self.learner.ctx.shape):
-            raise ValueError(f"saved context shape {tuple(ctx.shape)} != {tuple(self.learner.ctx.shape)}")
+            raise StateError(f"saved context shape {tuple(ctx.shape)} != {tuple(self.learner.ctx.shape)}")
         if not bool(torch.isfinite(ctx).all()):
-            raise ValueError("saved context holds NaN or infinite values")
-        saved_classes = state.get("classnames")
-        if saved_classes is not None and tuple(saved_classes) != tuple(self.learner.classnames):
-            raise ValueError(f"state was saved for other classes {list(saved_classes)[:5]}... "
-                             f"(this learner: {list(self.learner.classnames)[:5]}...)")
-        saved_model = state.get("model")
-        if saved_model is not None and saved_model != self.learner.clip.name:
-            raise ValueError(f"state was saved with model {saved_model!r}, this learner uses {self.learner.clip.name!r}")
-        if state["train_key"] != self.train.key:
-            raise ValueError(
-                f"state was saved on other training features (key {state['train_key']!r}, here {self.train.key!r}): "
-                "other model weights, images, classes or views"
-            )
+            raise StateError("saved context holds NaN or infinite values")
         try:
-            probe_gen = torch.Generator()
-            probe_gen.set_state(state["generator"])
+            torch.Generator().set_state(entries["generator"])
         except (TypeError, RuntimeError, ValueError) as exc:
-            raise ValueError(f"saved random generator state is damaged: {exc}") from None
+            raise StateError(f"saved random generator state is damaged: {exc}") from None
         probe_opt = torch.optim.SGD([torch.zeros_like(self.learner.ctx, device="cpu", requires_grad=True)], lr=1.0)
         try:
-            probe_opt.load_state_dict(state["optimizer"])
+            probe_opt.load_state_dict(entries["optimizer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"saved SGD state is damaged: {exc}") from None
-        for buf in (v.get("momentum_buffer") for v in state["optimizer"].get("state", {}).values()):
+            raise StateError(f"saved SGD state is damaged: {exc}") from None
+        for buf in (v.get("momentum_buffer") for v in entries["optimizer"].get("state", {}).values()):
             if buf is not None and (not torch.is_tensor(buf) or tuple(buf.shape) != tuple(ctx.shape)):
-                raise ValueError("saved momentum does not match the context's shape")
-        perm = state["perm"]
+                raise StateError("saved momentum does not match the context's shape")
         try:
-            step, pos = int(state["step"]), int(state["pos"])
-            schedule_step = int(state.get("schedule_step", step))
-            schedule_total = int(state.get("schedule_total", self.config.total_steps))
-            stage = int(state.get("stage", 0))
-            records = [StepRecord.from_dict(d) for d in state["trajectory"]]
+            checked = _CheckedState(
+                ctx=ctx, optimizer=entries["optimizer"], generator=entries["generator"], perm=entries["perm"],
+                pos=int(entries["pos"]), step=int(entries["step"]), schedule_step=int(entries["schedule_step"]),
+                schedule_total=int(entries["schedule_total"]), stage=int(entries["stage"]),
+                records=[StepRecord.from_dict(d) for d in entries["trajectory"]])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"GradientPromptOptimizer state is damaged: {exc}") from None
+            raise StateError(f"GradientPromptOptimizer state is damaged: {exc}") from None
+        perm = checked.perm
         if not torch.is_tensor(perm) or perm.dtype != torch.long or len(perm) not in (0, len(self.train)):
-            raise ValueError("saved epoch order does not match the training features")
+            raise StateError("saved epoch order does not match the training features")
         if len(perm) and (int(perm.min()) < 0 or int(perm.max()) >= len(self.train)):
-            raise ValueError("saved epoch order indexes images the training features do not have")
-        if not 0 <= pos <= len(perm) or not 0 <= step or not 0 <= schedule_step or schedule_total < 1:
-            raise ValueError(f"saved positions are out of range (step {step}, pos {pos}, schedule "
-                             f"{schedule_step}/{schedule_total})")
-        # everything checked: apply
+            raise StateError("saved epoch order indexes images the training features do not have")
+        c = checked
+        if not 0 <= c.pos <= len(perm) or not 0 <= c.step or not 0 <= c.schedule_step or c.schedule_total < 1:
+            raise StateError(f"saved positions are out of range (step {c.step}, pos {c.pos}, schedule "
+                             f"{c.schedule_step}/{c.schedule_total})")
+        return checked
+
+    def _apply_state(self, checked: _CheckedState) -> None:
+        """Set a state that :meth:`_validate_state` accepted (nothing here can fail half-way)."""
         with torch.no_grad():
-            self.learner.ctx.copy_(ctx.to(self.learner.ctx.device))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self._gen.set_state(state["generator"])
-        self._perm = perm.clone()
-        self._pos = pos
-        self._step = step
-        self._schedule_step = schedule_step
-        self._schedule_total = schedule_total
-        self.stage = stage
-        self.trajectory = Trajectory(records)
+            self.learner.ctx.copy_(checked.ctx.to(self.learner.ctx.device))
+        self.optimizer.load_state_dict(checked.optimizer)
+        self._gen.set_state(checked.generator)
+        self._perm = checked.perm.clone()
+        self._pos = checked.pos
+        self._step = checked.step
+        self._schedule_step = checked.schedule_step
+        self._schedule_total = checked.schedule_total
+        self.stage = checked.stage
+        self.trajectory = Trajectory(checked.records)
 
     def __repr__(self) -> str:
         return (f"GradientPromptOptimizer(step={self._step}/{self.config.total_steps}, lr={self.lr:.2e}, "

@@ -116,7 +116,7 @@ def run_forks(
         losses = {}
         for name, state in states.items():
             with torch.no_grad():
-                gradient.learner.ctx.copy_(state["ctx"].to(gradient.learner.ctx.device))
+                gradient.learner.ctx.copy_(state["state"]["ctx"].to(gradient.learner.ctx.device))
             losses[name] = float(scorer.current().loss)
     finally:
         _restore(gradient, origin)
@@ -126,14 +126,14 @@ def run_forks(
 def _snapshot(gradient: GradientPromptOptimizer) -> dict[str, Any]:
     """The optimizer's state, detached from it: torch's optimizer ``state_dict`` hands out its live
     momentum tensors (and loading one keeps them), so a later step would change the snapshot."""
-    state = gradient.state_dict()
-    state["optimizer"] = copy.deepcopy(state["optimizer"])
+    state = gradient.state_dict()  # the common layout: the entries are under "state"
+    state["state"]["optimizer"] = copy.deepcopy(state["state"]["optimizer"])
     return state
 
 
 def _restore(gradient: GradientPromptOptimizer, state: Mapping[str, Any]) -> None:
     """Load a snapshot without letting the optimizer keep (and later change) its tensors."""
-    gradient.load_state_dict({**state, "optimizer": copy.deepcopy(state["optimizer"])})
+    gradient.load_state_dict({**state, "state": {**state["state"], "optimizer": copy.deepcopy(state["state"]["optimizer"])}})
 
 
 def adopt_fork(gradient: GradientPromptOptimizer, state: Mapping[str, Any]) -> list[StepRecord]:
@@ -162,7 +162,7 @@ class _Fork:
 
 
 def _momentum_of(state: Mapping[str, Any]) -> torch.Tensor | None:
-    entries = list(state["optimizer"].get("state", {}).values())
+    entries = list(state["state"]["optimizer"].get("state", {}).values())
     buf = entries[0].get("momentum_buffer") if entries else None
     return None if buf is None else buf.clone()
 
@@ -173,10 +173,11 @@ def _batched(gradient: GradientPromptOptimizer, starts: Mapping[str, dict[str, A
     device = learner.ctx.device
     names = list(starts)
     forks = [_Fork(start=starts[n], momentum=_momentum_of(starts[n]),
-                   schedule_step=int(starts[n]["schedule_step"]), schedule_total=int(starts[n]["schedule_total"]))
+                   schedule_step=int(starts[n]["state"]["schedule_step"]),
+                   schedule_total=int(starts[n]["state"]["schedule_total"]))
              for n in names]
-    contexts = torch.stack([starts[n]["ctx"] for n in names]).to(device, learner.ctx.dtype)
-    first_step, stage = int(starts[names[0]]["step"]), int(starts[names[0]]["stage"])
+    contexts = torch.stack([starts[n]["state"]["ctx"] for n in names]).to(device, learner.ctx.dtype)
+    first_step, stage = int(starts[names[0]]["state"]["step"]), int(starts[names[0]]["state"]["stage"])
     scale = learner.clip.logit_scale.to(device)
     for j in range(steps):
         began = time.perf_counter()
@@ -216,7 +217,7 @@ def _batched(gradient: GradientPromptOptimizer, starts: Mapping[str, dict[str, A
                                         accuracy=accuracy[i], grad_norm=float(grad[i].norm()), lr=fork.lr,
                                         seconds=seconds))
             fork.schedule_step += 1
-    data = gradient.state_dict()  # the shared data order after the P draws
+    data = gradient.state_dict()["state"]  # the shared data order after the P draws
     return {name: _end_state(fork, contexts[i], data, steps) for i, (name, fork) in enumerate(zip(names, forks))}
 
 
@@ -242,21 +243,22 @@ def _record(gradient: GradientPromptOptimizer, ctx: torch.Tensor, *, step: int, 
 
 def _end_state(fork: _Fork, ctx: torch.Tensor, data: Mapping[str, Any], steps: int) -> dict[str, Any]:
     """The fork's start state moved on by its ``steps`` steps, as :meth:`GradientPromptOptimizer.state_dict`."""
-    state = dict(fork.start)
-    optimizer = copy.deepcopy(fork.start["optimizer"])
+    start = fork.start["state"]
+    entries = dict(start)
+    optimizer = copy.deepcopy(start["optimizer"])
     groups = optimizer["param_groups"]
     groups[0]["lr"] = fork.lr
     if fork.momentum is not None:
         param = groups[0]["params"][0]
         optimizer["state"] = {param: {**optimizer["state"].get(param, {}), "momentum_buffer": fork.momentum.cpu().clone()}}
-    state.update(
+    entries.update(
         ctx=ctx.detach().cpu().clone(),
         optimizer=optimizer,
-        step=int(fork.start["step"]) + steps,
+        step=int(start["step"]) + steps,
         schedule_step=fork.schedule_step,
         generator=data["generator"].clone(),
         perm=data["perm"].clone(),
         pos=data["pos"],
-        trajectory=[*fork.start["trajectory"], *(r.to_dict() for r in fork.records)],
+        trajectory=[*start["trajectory"], *(r.to_dict() for r in fork.records)],
     )
-    return state
+    return {**fork.start, "state": entries}

@@ -77,10 +77,10 @@ def _words(tokens: tuple[str, ...]) -> str:
 def proposal_id(record: Mapping[str, Any], given: str | None) -> str:
     """The proposal a decider means: an id (``r0-3``), a rank (``2`` or ``#2``, 1 = best scored), or
     nothing for the policy's recommendation."""
-    proposals = record["awaiting"]["proposals"]
+    proposals = record["awaiting"]["data"]["proposals"]  # the AwaitingApproval event's to_dict() form
     ids = [p["id"] for p in proposals]
     if given is None:
-        recommended = record["awaiting"].get("recommended")
+        recommended = record["awaiting"]["data"]["recommended"]
         if recommended is None:
             raise ApprovalError("the restart policy recommends keeping the current context: name a proposal "
                                 f"(one of {ids}, or its rank 1..{len(ids)}) or use --reject")
@@ -111,7 +111,7 @@ def check_decision(record: Mapping[str, Any], *, action: str, decider: str, cand
         text = None
     elif text is not None:
         if action == "approve":
-            template = next(p["template"] for p in awaiting["proposals"] if p["id"] == cid)
+            template = next(p["template"] for p in awaiting["data"]["proposals"] if p["id"] == cid)
             if " ".join(text.split()) == template:
                 text = None
         if text is not None:

@@ -43,7 +43,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 def proposals_table(request: Mapping[str, Any]) -> list[str]:
     """The round's proposals, best first: rank, id, scores, the template and what the context would hold."""
-    awaiting = request["awaiting"]
+    awaiting = request["awaiting"]["data"]  # the AwaitingApproval event's payload
     current = awaiting.get("current") or {}
     rows = [f"current context on the scoring split: loss {_fmt(current.get('loss'), '.4f')}, "
             f"accuracy {_fmt(current.get('accuracy'), '.3f')}",

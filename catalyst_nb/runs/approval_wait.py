@@ -61,14 +61,13 @@ class ApprovalWaiter:
 
     def request(self, optimizer: Any) -> dict[str, Any]:
         """Publish the optimizer's pending question (kept as it was when a resumed run asks again)."""
-        from catalyst_nb.optim.events import json_data
         from catalyst_nb.runs.approval_check import fit_spec
 
         now = self._clock()
         return self.inbox.post({
             "run_id": self.inbox.run_id, "posted": now, "step": int(optimizer.step_count),
             "deadline": None if self.timeout is None else now + self.timeout,
-            "fit": fit_spec(optimizer.learner), "awaiting": json_data(optimizer.awaiting.to_dict()),
+            "fit": fit_spec(optimizer.learner), "awaiting": optimizer.awaiting.to_dict(),
             # a new text may not repeat one of these (the optimizer refuses it, in a notebook too)
             "known": {p.id: p.template for p in optimizer.llm.proposals},
         })
@@ -100,7 +99,7 @@ class ApprovalWaiter:
             self._sleep(self.poll)
 
     def _timeout_decision(self, record: dict[str, Any]) -> Decision:
-        recommended = record["awaiting"].get("recommended")
+        recommended = record["awaiting"]["data"]["recommended"]
         decision = Decision(run_id=record["run_id"], round=int(record["awaiting"]["round"]),
                             action="approve" if recommended else "reject", decider="timeout",
                             candidate_id=recommended)

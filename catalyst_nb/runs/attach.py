@@ -2,7 +2,7 @@
 is shared or synced): follow it live and decide its restarts in the same approval panel.
 
 :func:`attach` returns an :class:`AttachedRun`, which reads like the optimizer the widgets already know:
-``trajectory`` and ``events`` grow as the run appends to ``events.jsonl`` (step and round hooks fire for
+``trajectory`` and ``events`` grow as the run appends to ``events.jsonl`` (step and event hooks fire for
 each new line), ``awaiting`` is the round that waits for a decision, and ``approve`` / ``reject`` /
 ``suggest`` / ``preview`` are the verbs :class:`~catalyst_nb.widgets.RestartApproval` calls.  So::
 
@@ -48,7 +48,7 @@ class AttachedRun:
         self.trajectory = Trajectory()
         self.events: list[Any] = []
         self.poll_s = poll
-        self._step_hooks, self._round_hooks = HookRegistry(), HookRegistry()
+        self._step_hooks, self._event_hooks = HookRegistry(), HookRegistry()
         self._lock = threading.RLock()
         self._offset, self._inode, self._lines = 0, None, 0
         self._skip = 0
@@ -71,9 +71,9 @@ class AttachedRun:
         """``hook(run, record)`` for every step the run appends from now on."""
         return self._step_hooks.register(hook)
 
-    def register_round_hook(self, hook: Callable[[Any, Any], None]) -> RemovableHandle:
+    def register_event_hook(self, hook: Callable[[Any, Any], None]) -> RemovableHandle:
         """``hook(run, event)`` for every round event, and when a round starts waiting for a decision."""
-        return self._round_hooks.register(hook)
+        return self._event_hooks.register(hook)
 
     def poll(self) -> int:
         """Read what the run appended since the last call; returns the number of new lines."""
@@ -86,13 +86,13 @@ class AttachedRun:
                     self._step_hooks(self, record)
                 elif record is not None:
                     self.events.append(record)
-                    self._round_hooks(self, record)
+                    self._event_hooks(self, record)
                 new += 1
             pending = self.inbox.pending()
             key = None if pending is None else (pending["run_id"], int(pending["awaiting"]["round"]))
             if key != self._pending_key:
                 self._pending_key = key
-                self._round_hooks(self, self.awaiting)
+                self._event_hooks(self, self.awaiting)
             return new
 
     def _new_lines(self) -> list[dict[str, Any]]:

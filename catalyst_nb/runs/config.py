@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from catalyst_nb.keys import check_known_keys
+from catalyst_nb.optim.catalyst_config import RESTART_POLICIES
 
 __all__ = ["METHODS", "RunConfig", "GradientSettings", "CatalystSettings", "LLMSettings", "FLAT_KEYS", "load_toml"]
 
@@ -44,7 +45,6 @@ METHODS = ("zero-shot", "coop", "llm-only", "catalyst", "projection-restarts", "
 # local LLM servers a run starts itself: the embedded Gemma 3 270M base model, the Qwen2.5 1.5B chat model
 LOCAL_LLMS = ("local", "local-chat")
 _DATA = ("embedded", "fashion-mnist")
-_RESTARTS = ("first", "best", "probe", "none")
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ class RunConfig:
         need(isinstance(g.drop_last, bool), "drop_last", g.drop_last, "must be true or false")
         need(c.preset in ("default", "paper"), "preset", c.preset, "is not 'default' or 'paper'")
         count("rounds", c.rounds, 0)
-        need(c.restart in (None, *_RESTARTS), "restart", c.restart, f"is not one of {list(_RESTARTS)}")
+        need(c.restart in (None, *RESTART_POLICIES), "restart", c.restart, f"is not one of {list(RESTART_POLICIES)}")
         count("probe_steps", c.probe_steps, 0)
         count("probe_top", c.probe_top, 0)
         need(c.approval in ("auto", "human"), "approval", c.approval, "must be 'auto' or 'human'")

@@ -1,7 +1,8 @@
 """A finished (or interrupted) run read back from its folder, without loading any model.
 
 Notebooks and plots read runs this way: the gradient steps as a :class:`Trajectory`, the round events as
-:class:`RoundEvent` records, the config and the summary, exactly as the run wrote them.
+typed :class:`RoundEvent` records (awaiting approval included), the config and the summary, exactly as
+the run wrote them.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from catalyst_nb.optim.events import RoundEvent
+from catalyst_nb.optim.events import RoundEvent, stage_end_rows
 from catalyst_nb.runs.config import RunConfig
 from catalyst_nb.runs.folder import RunFolder
 from catalyst_nb.trajectory import StepRecord, Trajectory
@@ -34,19 +35,15 @@ class RunRecord:
 
     def stage_accuracies(self) -> list[dict[str, Any]]:
         """``{"stage", "step", "scoring", "test"}`` at each stage end."""
-        return [{"stage": e.data["stage"], "step": e.step, "scoring": e.data["scoring"]["accuracy"],
-                 "test": (e.data.get("eval") or {}).get("accuracy")} for e in self.events if e.kind == "stage_end"]
-
-
-def _restore(value: Any) -> Any:
-    return float(value) if value in ("nan", "inf", "-inf") else value
+        return [{"stage": row["stage"], "step": row["step"], "scoring": row["scoring_accuracy"],
+                 "test": row["eval_accuracy"]} for row in stage_end_rows(self.events)]
 
 
 def event_record(line: dict[str, Any]) -> StepRecord | RoundEvent | None:
     """One line of ``events.jsonl`` as the record the run made (``None`` for other kinds of line)."""
     body = {k: v for k, v in line.items() if k != "type"}
     if line.get("type") == "step":
-        return StepRecord.from_dict({k: _restore(v) for k, v in body.items()})
+        return StepRecord.from_dict(body)
     if line.get("type") == "round":
         return RoundEvent.from_dict(body)
     return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import write_text_atomic
+from catalyst_nb.state_io import atomic_write_text
 from .folder import ERROR_FILE
 
 __all__ = ["CellTask", "CellOutcome", "CellFunction", "run_cell", "shared_llm_client"]
@@ -84,7 +84,7 @@ def run_cell(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome
             raise RuntimeError(f"the run stopped with status {summary.get('status')!r}; a sweep needs runs that "
                                "decide on their own (approval 'auto')")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, never fatal to the sweep
-        write_text_atomic(error_path, traceback.format_exc())
+        atomic_write_text(error_path, traceback.format_exc())
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         return CellOutcome(task.cell_id, "failed", error=message, seconds=time.perf_counter() - started)
     error_path.unlink(missing_ok=True)

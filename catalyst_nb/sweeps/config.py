@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import SweepConfigError
+from .grid import expand
+
 __all__ = ["SweepConfig", "SweepConfigError", "load_sweep_config", "run_config_class", "DEFAULT_COLLAPSE_MARGIN"]
 
 DEFAULT_COLLAPSE_MARGIN = 0.10
@@ -45,10 +48,6 @@ _TOP_KEYS = ("sweep", "resources", "defaults", "grid", "methods")
 _SWEEP_KEYS = ("name", "collapse_margin", "baseline")
 _RESOURCE_KEYS = ("num_cpus", "num_gpus")
 _REQUIRED_AXES = ("shots", "seed")
-
-
-class SweepConfigError(ValueError):
-    """A sweep file that cannot describe a sweep (the message names the offending key or value)."""
 
 
 def run_config_class() -> type:
@@ -177,8 +176,6 @@ class SweepConfig:
 
     def check_cells(self) -> None:
         """Build every cell's run config once, so that a bad value fails now, naming the cell."""
-        from .grid import expand
-
         for cell in expand(self):
             try:
                 run_config_class().from_dict(cell.settings)

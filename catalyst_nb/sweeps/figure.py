@@ -4,14 +4,17 @@ With a baseline, more panels draw each method's paired difference to it against 
 paired t interval as the error bar and a line at 0: an interval that crosses the line is seed noise.
 
 Drawing only: the lines come from :func:`catalyst_nb.sweeps.aggregate.figure_series` and
-:func:`~catalyst_nb.sweeps.aggregate.difference_series`, which are tested on their own.  The HTML embeds plotly.js so that the file opens offline.
+:func:`~catalyst_nb.sweeps.aggregate.difference_series`, which are tested on their own.  The HTML loads the
+sweep folder's one copy of plotly.js by a relative path, so it opens offline (see
+:mod:`catalyst_nb.plotly_script`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .atomic import write_text_atomic
+from catalyst_nb.plotly_script import page_head, script_for
+from catalyst_nb.state_io import atomic_write_text
 
 __all__ = ["draw_figure", "write_figure_html"]
 
@@ -56,4 +59,7 @@ def draw_figure(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, ti
 
 
 def write_figure_html(fig: Any, path: str | Path) -> Path:
-    return write_text_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    path = Path(path)
+    head = page_head(path, script_for(path.parent))
+    body = fig.to_html(include_plotlyjs=False, full_html=False)
+    return atomic_write_text(path, f"<!doctype html><html><head><meta charset='utf-8'>{head}</head><body>{body}</body></html>")

@@ -8,6 +8,7 @@ Layout::
                      outcome.json how the last attempt ended (status, the run's summary or the error)
                      error.txt   the traceback of the last failure, if the last attempt failed
     OUT/results.csv, OUT/table.md, OUT/figure.html
+    OUT/plotly-X.Y.Z.min.js    the one copy of plotly.js that figure.html and every cell's report.html load
 
 Why the hash: rerunning a sweep skips finished cells, so a folder made by a different grid would
 silently mix results of different settings into one table.  A folder whose hash differs is refused;
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_json_atomic
+from catalyst_nb.plotly_script import ensure_script
+from catalyst_nb.state_io import atomic_write_json
 from .config import SweepConfig
 from .grid import Cell
 
@@ -86,10 +88,11 @@ class SweepFolder:
                     stale = True
                 if stale:  # a cell of other settings: its run cannot be resumed or reused, start it over
                     shutil.rmtree(cell_dir)
-        write_json_atomic(marker, {
+        atomic_write_json(marker, {
             "name": config.name, "config_hash": digest, "config": config.canonical(),
             "cells": [c.cell_id for c in cells], "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
+        ensure_script(root)  # before any cell runs, so that every cell's report finds it here
         return folder
 
     def cell_dir(self, cell: Cell | str) -> Path:
@@ -121,12 +124,12 @@ class SweepFolder:
         """Create the cell's folder with its settings recorded; returns the folder."""
         cell_dir = self.cell_dir(cell)
         cell_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cell_dir / CELL_FILE, _cell_record(cell))
+        atomic_write_json(cell_dir / CELL_FILE, _cell_record(cell))
         return cell_dir
 
     def record(self, cell_id: str, status: str, summary: dict[str, Any] | None, error: str | None) -> None:
         """Keep how a cell's attempt ended next to its run (a finished one is then skipped on reruns)."""
-        write_json_atomic(self.cell_dir(cell_id) / OUTCOME_FILE, {"status": status, "summary": summary, "error": error})
+        atomic_write_json(self.cell_dir(cell_id) / OUTCOME_FILE, {"status": status, "summary": summary, "error": error})
 
     def summary(self, cell: Cell) -> dict[str, Any] | None:
         """The finished run's summary (the run layer's file first, else the recorded outcome's)."""

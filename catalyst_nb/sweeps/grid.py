@@ -10,12 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping, Protocol, Sequence
 
-from .config import SweepConfigError
-
-if TYPE_CHECKING:
-    from .config import SweepConfig
+from .errors import SweepConfigError
 
 __all__ = ["Cell", "expand", "slug"]
 
@@ -52,7 +49,7 @@ class Cell:
         return (("label", self.label),) + tuple((k, v) for k, v in self.axes.items() if k != "seed")
 
 
-def _axis_order(grid: dict[str, tuple[Any, ...]]) -> list[str]:
+def _axis_order(grid: Mapping[str, tuple[Any, ...]]) -> list[str]:
     middle = [k for k in grid if k not in _LEADING and k not in _TRAILING]
     return [k for k in _LEADING if k in grid] + middle + [k for k in _TRAILING if k in grid]
 
@@ -71,7 +68,15 @@ def _id_part(key: str, value: Any) -> str:
     return f"{slug(key)}-{slug(value)}"
 
 
-def expand(config: SweepConfig) -> list[Cell]:
+class GridSpec(Protocol):
+    """What :func:`expand` reads of a :class:`~catalyst_nb.sweeps.config.SweepConfig` (which imports this module)."""
+
+    defaults: Mapping[str, Any]
+    grid: Mapping[str, tuple[Any, ...]]
+    methods: Sequence[tuple[str, Mapping[str, Any]]]
+
+
+def expand(config: GridSpec) -> list[Cell]:
     """All cells, methods outermost (file order), then the axes in their table order."""
     order = _axis_order(config.grid)
     cells: list[Cell] = []

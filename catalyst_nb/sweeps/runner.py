@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from .aggregate import compare_to_baseline, difference_series, figure_series, flag_collapsed, group_rows, \
     paired_columns, result_rows
-from .atomic import write_text_atomic
+from catalyst_nb.state_io import atomic_write_text
 from .budget import SweepBudget
 from .cell import CellFunction, CellOutcome, CellTask
 from .config import SweepConfig
@@ -78,8 +78,8 @@ def write_reports(config: SweepConfig, folder: Path, cells: Sequence[Cell], outc
         rows = paired_columns(rows, groups, axes=axes)
     all_classes = any(not cell.settings.get("base_to_new", False) for cell in cells)
     table = markdown_table(groups, base_to_new=config.base_to_new, all_classes=all_classes, title=config.name)
-    paths = {"results": write_text_atomic(folder / RESULTS_FILE, _csv_text(rows)),
-             "table": write_text_atomic(folder / TABLE_FILE, table)}
+    paths = {"results": atomic_write_text(folder / RESULTS_FILE, _csv_text(rows)),
+             "table": atomic_write_text(folder / TABLE_FILE, table)}
     if figure:
         panels = [("test accuracy", figure_series(groups, metric="test"))] if all_classes else []
         if config.base_to_new:

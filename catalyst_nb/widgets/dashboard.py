@@ -15,9 +15,9 @@ class Dashboard:
     """Composes :class:`TrajectoryInspector`, :class:`RestartApproval` and :class:`StageAccuracy`.
 
     The approval slot holds a panel while ``optimizer.awaiting`` is set and the last decided panel
-    (disabled, with its outcome) after.  The optimizer starts waiting without emitting an event, so the
-    slot is refreshed after every notebook cell (an IPython ``post_run_cell`` callback, when running under
-    IPython), after every round event, and by :meth:`refresh`.
+    (disabled, with its outcome) after.  It follows the optimizer's event stream: the ``awaiting`` event
+    brings the panel, whoever drives the optimizer (a loop, a run, a cell).  Under IPython the steps still
+    queued in the inspector are drawn after every cell (a ``post_run_cell`` callback).
     """
 
     def __init__(self, optimizer: Any, **inspector_options: Any) -> None:
@@ -32,15 +32,14 @@ class Dashboard:
         if self.stages is not None:
             parts.append(self.stages.widget)
         self.widget = w.VBox(parts)
-        self._handle = (optimizer.register_round_hook(lambda _opt, _event: self.refresh())
-                        if hasattr(optimizer, "register_round_hook") else None)
+        self._handle = (optimizer.register_event_hook(lambda _opt, _event: self.refresh())
+                        if hasattr(optimizer, "register_event_hook") else None)
         self._ipython = _ipython()
         if self._ipython is not None:
             self._ipython.events.register("post_run_cell", self._after_cell)
         self.refresh()
 
     def _after_cell(self, _result: Any) -> None:
-        self.refresh()
         self.inspector.flush()
 
     def close(self) -> None:

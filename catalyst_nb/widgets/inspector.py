@@ -1,7 +1,7 @@
 """TrajectoryInspector: a live view of a prompt-tuning run (loss, accuracy, gradient norm, learning rate,
 stage boundaries, restarts) with a step slider that reads the context at any step as its nearest words.
 
-It is a view: it follows the optimizer through ``register_step_hook`` (and ``register_round_hook`` when
+It is a view: it follows the optimizer through ``register_step_hook`` (and ``register_event_hook`` when
 the optimizer has round events) and reads only public attributes.  Step hooks are cheap on purpose:
 a record is queued and the context is copied (a few kilobytes); the figure is redrawn at most every
 ``redraw_every`` seconds, in one batched update, so a live view costs little during ``run()``.
@@ -88,7 +88,7 @@ class TrajectoryInspector:
         self.k = int(k)
         self._clock = clock
         self._records: list[StepRecord] = list(optimizer.trajectory)
-        self.snapshots: dict[int, torch.Tensor] = dict(getattr(optimizer.trajectory, "snapshots", {}) or {})
+        self.snapshots: dict[int, torch.Tensor] = {}
         self._pending = 0
         self._last_draw = float("-inf")
         self._gap = self.redraw_every
@@ -123,8 +123,8 @@ class TrajectoryInspector:
         """Follow the optimizer through its hooks (idempotent)."""
         if not self._handles:
             self._handles.append(self.optimizer.register_step_hook(self._on_step))
-            if hasattr(self.optimizer, "register_round_hook"):
-                self._handles.append(self.optimizer.register_round_hook(self._on_round))
+            if hasattr(self.optimizer, "register_event_hook"):
+                self._handles.append(self.optimizer.register_event_hook(self._on_event))
         return self
 
     def detach(self) -> None:
@@ -151,7 +151,7 @@ class TrajectoryInspector:
         if self._clock() - self._last_draw >= self._gap:
             self.flush()
 
-    def _on_round(self, optimizer: Any, event: Any) -> None:
+    def _on_event(self, optimizer: Any, event: Any) -> None:
         self.flush()  # boundaries and restarts are rare and worth showing at once
 
     def _events(self) -> list[Any]:

@@ -20,8 +20,8 @@ class StageAccuracy:
         self.optimizer = optimizer
         self.figure = go.FigureWidget(plots.stage_accuracy_figure(plots.stage_accuracy_info([])))
         self.widget = self.figure
-        self._handle = optimizer.register_round_hook(lambda _opt, _event: self.refresh()) if (
-            follow and hasattr(optimizer, "register_round_hook")) else None
+        self._handle = optimizer.register_event_hook(lambda _opt, _event: self.refresh()) if (
+            follow and hasattr(optimizer, "register_event_hook")) else None
         self.refresh()
 
     def info(self) -> dict[str, Any]:
