@@ -39,6 +39,7 @@ __all__ = [
     "EMBEDDED_MODEL",
     "EMBEDDED_TAG",
     "ModelNotFoundError",
+    "check_model",
     "WeightsUnavailableError",
     "WeightsIntegrityError",
     "encode_text_from_embeddings",
@@ -239,6 +240,50 @@ def _check_pretrained(name: str, pretrained: str, open_clip: Any) -> None:
         )
 
 
+def check_model(name: str, pretrained: str | os.PathLike[str] | None) -> None:
+    """Refuse an unknown model name or a weights source that does not fit it, without loading anything.
+
+    Raises:
+        ModelNotFoundError: the same refusals :func:`load_clip` makes, so a command can make them before
+            it creates any output.
+    """
+    import open_clip
+
+    pretrained = os.fspath(pretrained) if pretrained is not None else None
+    if name in list_package_models():
+        _check_package_pretrained(name, pretrained)
+        return
+    _check_open_clip_name(name, open_clip)
+    if pretrained == EMBEDDED_TAG:
+        raise ModelNotFoundError(
+            f"pretrained='embedded' exists only for models shipped with catalyst_nb {list_package_models()}; "
+            f"for {name!r} pass an open_clip tag ({open_clip.list_pretrained_tags_by_model(name)}), "
+            "a checkpoint file, or None for random weights"
+        )
+    if pretrained is not None:
+        _check_pretrained(name, pretrained, open_clip)
+
+
+def _check_package_pretrained(name: str, pretrained: str | None) -> Path | None:
+    """The weight file a package model loads (``None``: random weights), or why it cannot."""
+    if pretrained == EMBEDDED_TAG:
+        weights_path = _package_file("weights", f"{name}.pt")
+        if not weights_path.is_file():
+            raise ModelNotFoundError(
+                f"model {name!r} ships no weights (no {weights_path.name}); pass pretrained=None for random "
+                "weights or a checkpoint file"
+            )
+        return weights_path
+    if pretrained is not None:
+        if not os.path.isfile(pretrained):
+            raise ModelNotFoundError(
+                f"pretrained={pretrained!r} for package model {name!r}: expected 'embedded', None or an "
+                "existing checkpoint file"
+            )
+        return Path(pretrained)
+    return None
+
+
 def load_clip(
     name: str = EMBEDDED_MODEL,
     pretrained: str | os.PathLike[str] | None = EMBEDDED_TAG,
@@ -305,18 +350,10 @@ def keep_loaded_models(keep: bool = True) -> None:
 def _load_clip(name: str, pretrained: str | None, dev: torch.device, precision: str, cache_dir: str | None) -> "ClipBackbone":
     import open_clip  # local import: keep `import catalyst_nb` light
 
+    check_model(name, pretrained)
     if name in list_package_models():
         model, preprocess, tokenizer = _load_package_model(name, pretrained, dev, precision, open_clip)
     else:
-        _check_open_clip_name(name, open_clip)
-        if pretrained == EMBEDDED_TAG:
-            raise ModelNotFoundError(
-                f"pretrained='embedded' exists only for models shipped with catalyst_nb {list_package_models()}; "
-                f"for {name!r} pass an open_clip tag ({open_clip.list_pretrained_tags_by_model(name)}), "
-                "a checkpoint file, or None for random weights"
-            )
-        if pretrained is not None:
-            _check_pretrained(name, pretrained, open_clip)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, device=dev, precision=precision, cache_dir=cache_dir
@@ -402,21 +439,7 @@ def _load_package_model(name: str, pretrained: str | None, dev: torch.device, pr
     # A Hugging Face text tower always starts from its own pretrained weights when the config names a
     # local folder; shipped checkpoints then hold only what was trained on top of it.
     text_cfg["hf_model_pretrained"] = bool(text_cfg.get("hf_model_pretrained", True))
-    weights_path: Path | None = None
-    if pretrained == EMBEDDED_TAG:
-        weights_path = _package_file("weights", f"{name}.pt")
-        if not weights_path.is_file():
-            raise ModelNotFoundError(
-                f"model {name!r} ships no weights (no {weights_path.name}); pass pretrained=None for random "
-                "weights or a checkpoint file"
-            )
-    elif pretrained is not None:
-        if not os.path.isfile(pretrained):
-            raise ModelNotFoundError(
-                f"pretrained={pretrained!r} for package model {name!r}: expected 'embedded', None or an "
-                "existing checkpoint file"
-            )
-        weights_path = Path(pretrained)
+    weights_path = _check_package_pretrained(name, pretrained)
     _register_package_configs(open_clip)
     with _quiet_package_load(name):
         model, _, preprocess = open_clip.create_model_and_transforms(

@@ -36,10 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The library's typed errors that a user causes and can fix (a bad argument, a damaged or busy folder, an
+# unknown model, missing data): ``main`` prints them as ``error: ...`` with exit code 2.  Anything else is
+# a bug and keeps its traceback.  Listed by module so that the error path imports nothing: an exception of
+# a class whose module was never imported cannot have been raised.
+_USER_ERRORS = {
+    "catalyst_nb.runs.folder": ("RunFolderError",),
+    "catalyst_nb.runs.lock": ("FolderBusyError",),
+    "catalyst_nb.runs.preflight": ("RunInputError",),
+    "catalyst_nb.state_io": ("StateFileError",),
+    "catalyst_nb.llm.cassette": ("CassetteFileError",),
+    "catalyst_nb.backbone": ("ModelNotFoundError", "WeightsUnavailableError", "WeightsIntegrityError"),
+    "catalyst_nb.data.errors": ("DatasetNotFoundError", "CorruptImageError", "CorruptDataError"),
+    "catalyst_nb.templates": ("TemplateError",),
+    "catalyst_nb.sweeps.config": ("SweepConfigError",),
+    "catalyst_nb.sweeps.folder": ("SweepFolderError",),
+    "catalyst_nb.sweeps.ray_executor": ("RayAddressError",),
+}
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The classes of ``_USER_ERRORS`` whose modules are loaded (see there why only those)."""
+    found: list[type[BaseException]] = []
+    for module_name, names in _USER_ERRORS.items():
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found.extend(getattr(module, name) for name in names)
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args, parser)
+    except user_errors() as exc:  # evaluated only when an exception arrives, so every loaded class counts
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command in ("run", "tune"):  # tune: run --method coop
         from catalyst_nb.experiment.cli import run_command
 

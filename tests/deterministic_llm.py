@@ -17,10 +17,14 @@ LINES = ["a {} on a rail", "a folded {}", "a photo of the {}", "a small {}", "a 
 
 
 class Deterministic(BaseHTTPRequestHandler):
+    def reply_text(self, body: dict) -> str:
+        """The completion's text for a request body (a subclass may answer otherwise)."""
+        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
+        return LINES[digest % len(LINES)]
+
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        digest = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest(), 16)
-        text = LINES[digest % len(LINES)]
+        text = self.reply_text(body)
         data = json.dumps({"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", "m"),
                            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
                            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}).encode()
@@ -35,9 +39,9 @@ class Deterministic(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def deterministic_llm() -> Iterator[str]:
-    """Serve :class:`Deterministic` on a free local port; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Deterministic)
+def deterministic_llm(handler: type[Deterministic] = Deterministic) -> Iterator[str]:
+    """Serve ``handler`` (:class:`Deterministic` or a subclass) on a free local port; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

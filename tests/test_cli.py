@@ -74,3 +74,43 @@ def test_user_errors_exit_2_before_the_model_loads(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert "error: " in err and message in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_tune_resume_of_a_finished_run_leaves_its_folder_as_it_was(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["tune", *TINY, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["tune", *TINY, "--out", str(out), "--resume"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # summary.json (its seconds) included
+    assert "coop" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("raised, code", [
+    ("RunFolderError", 2), ("FolderBusyError", 2), ("StateFileError", 2), ("CassetteFileError", 2),
+    ("ModelNotFoundError", 2), ("KeyError", None), ("ValueError", None),
+])
+def test_main_prints_the_librarys_typed_errors_and_lets_bugs_through(monkeypatch, capsys, tmp_path, raised, code):
+    """One place turns user-caused failures into ``error:`` lines; any other exception is a bug and is raised."""
+    import catalyst_nb.experiment.cli as run_cli
+    from catalyst_nb.backbone import ModelNotFoundError
+    from catalyst_nb.llm.cassette import CassetteFileError
+    from catalyst_nb.runs.folder import RunFolderError
+    from catalyst_nb.runs.lock import FolderBusyError
+    from catalyst_nb.state_io import StateFileError
+
+    errors = {"RunFolderError": RunFolderError("run/events.jsonl:3 is damaged"),
+              "FolderBusyError": FolderBusyError(tmp_path, 123), "StateFileError": StateFileError("run/state.pt", "bad"),
+              "CassetteFileError": CassetteFileError("cassette run/llm_cassette.json is not JSON"),
+              "ModelNotFoundError": ModelNotFoundError("unknown model 'x'"), "KeyError": KeyError("bug"),
+              "ValueError": ValueError("a bug, not a refusal")}
+
+    def fail(*args, **kwargs):
+        raise errors[raised]
+
+    monkeypatch.setattr(run_cli, "run_command", fail)
+    if code is None:
+        with pytest.raises(type(errors[raised])):
+            main(["run"])
+        return
+    assert main(["run"]) == code
+    assert capsys.readouterr().err == f"error: {errors[raised]}\n"

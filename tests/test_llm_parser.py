@@ -202,3 +202,25 @@ def test_lines_of_only_quotes_and_markup_never_raise():
     result = parse_proposals("\n".join(lines), max_words=8, classnames=["shirt"], tried=[], max_proposals=3)
     assert result.proposals == () or all(p.strip() for p in result.proposals)
     assert result.rejected  # every line was dropped with a reason, none raised
+
+
+@pytest.mark.parametrize("line, shown", [
+    ("<script>alert(1)</script> a {} photo", "'<script>'"),
+    ("<p>a photo of a {}</p>", "'<p>'"),
+    ('a {} <img src=x onerror="alert(1)"/>', "'<img src=x onerror=\"alert(1)\"/>'"),
+    ("a {} &lt;b&gt; photo", "'&lt;'"),
+    ("<!-- a {} -->", "'<!--'"),
+    ("- <b>a bold {}</b>", "'<b>'"),
+])
+def test_markup_lines_are_dropped_with_a_reason(line, shown):
+    r = parse_proposals(f"a photo of a {{}}\n{line}")
+    assert r.proposals == ("a photo of a {}",)
+    assert codes(r) == ["markup"] and r.rejected[0].reason == f"{REASONS['markup']}: {shown}"
+
+
+def test_a_large_html_reply_gives_no_proposals_and_placeholder_spellings_are_not_markup():
+    page = "<html><body>\n" + "<div class='x'>a {} photo</div>\n" * 200 + "<script>alert(1)</script> a {} photo\n"
+    r = parse_proposals(page + "</body></html>", max_lines=1000)
+    assert r.proposals == () and set(codes(r)) == {"markup"}
+    kept = parse_proposals("a photo of a <class>\na {} < 3 cm\na {} -> b")
+    assert kept.proposals == ("a photo of a {}", "a {} < 3 cm", "a {} -> b")

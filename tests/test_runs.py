@@ -14,7 +14,7 @@ import torch
 
 from catalyst_nb.experiment import execute
 from catalyst_nb.runs import RunConfig, RunFolder, RunFolderError, load_run
-from catalyst_nb.state_io import load_state
+from catalyst_nb.state_io import load_state, save_state
 from deterministic_llm import deterministic_llm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +77,15 @@ def _steps_written(folder: Path, n: int):
     return ready
 
 
+def _cassette_entries(folder: Path, n: int):
+    def ready() -> bool:  # the cassette is created empty with the run and rewritten whole after each call
+        try:
+            return len(json.loads((folder / "llm_cassette.json").read_text())["entries"]) >= n
+        except (FileNotFoundError, ValueError):
+            return False
+    return ready
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_context_and_events(tmp_path, llm_url):
     env = _env(tmp_path)
@@ -84,7 +93,7 @@ def test_a_killed_run_resumes_to_the_same_context_and_events(tmp_path, llm_url):
     subprocess.run(_cli_args(llm_url, ref), env=env, check=True, capture_output=True, timeout=600)
     kill_points = {
         "mid-stage": _steps_written(tmp_path / "mid-stage", 3),
-        "after-llm-reply": lambda: (tmp_path / "after-llm-reply" / "llm_cassette.json").exists(),
+        "after-llm-reply": _cassette_entries(tmp_path / "after-llm-reply", 1),
         "second-stage": _steps_written(tmp_path / "second-stage", 9),
     }
     for name, ready in kill_points.items():
@@ -167,6 +176,11 @@ def test_resume_refusals_name_what_is_wrong(tmp_path):
     cfg_json = json.loads((folder / "config.json").read_text())
     cfg_json["fingerprint"]["train"] = "another"
     (folder / "config.json").write_text(json.dumps(cfg_json))
+    with pytest.raises(RunFolderError, match=r"config.json: the fingerprint differs .* \(in \['train'\]\); was config.json edited"):
+        execute(cfg, folder, resume=True, progress=False)  # config.json no longer says what the state ran on
+    state = load_state(folder / "state.pt")
+    state["fingerprint"]["train"] = "another"
+    save_state(folder / "state.pt", state)  # both say "another": the run was made on other data
     with pytest.raises(RunFolderError, match=r"another model or other data \(differs in \['train'\]\)"):
         execute(cfg, folder, resume=True, progress=False)
 

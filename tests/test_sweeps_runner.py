@@ -155,6 +155,17 @@ def test_jobs_must_be_positive():
         LocalExecutor(jobs=0)
 
 
+def test_a_cell_whose_summary_was_deleted_is_resumed_not_counted_done(tmp_path, executor):
+    out = tmp_path / "sweep"
+    run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    cell = out / "cells" / "coop__embedded__4shot__seed2"
+    (cell / "summary.json").unlink()  # outcome.json still says done
+    again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (again.ran, again.skipped) == (1, 17)
+    assert _calls(out, "coop__embedded__4shot__seed2")[-1]["resume"] is True
+    assert json.loads((cell / "summary.json").read_text())["test_accuracy"] == pytest.approx(accuracy("coop", 4, 2))
+
+
 def test_workers_keep_the_threads_their_executor_gave_them(tmp_path, monkeypatch):
     """The run layer's own thread setting must not take a worker's share back (2 workers x all CPUs)."""
     from catalyst_nb.sweeps.cell import CellTask

@@ -36,9 +36,21 @@ def _flags() -> dict[str, Any]:
     return out
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _yes_no(value: str) -> bool:
+    """A boolean flag's value; anything but the usual spellings is refused (``maybe`` is not false)."""
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(_TRUE + _FALSE)}")
+
+
 def _flag_type(default: Any) -> Callable[[str], Any]:
     if isinstance(default, bool):
-        return lambda v: v.lower() in ("1", "true", "yes", "on")
+        return _yes_no
     if isinstance(default, int):
         return int
     if isinstance(default, float):
@@ -109,7 +121,10 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo:
     """Run (and compare); ``echo`` writes the command's output (the command line passes ``print``)."""
     from catalyst_nb.experiment.headless import execute
     from catalyst_nb.runs.folder import RunFolder, RunFolderError
+    from catalyst_nb.runs.lock import ensure_free
 
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite contradict each other: continue the run or replace it")
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -122,6 +137,9 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, echo:
     # folder checks before any model loads
     for _, cfg, folder in plan:
         try:
+            if folder.exists() and not folder.is_dir():
+                raise RunFolderError(f"--out {os.fspath(folder)} is a file, not a folder")
+            ensure_free(folder)  # a run writing there now is the first thing to say
             if args.resume:
                 RunFolder.for_resume(folder, cfg)
             elif RunFolder(folder).has_run() and not args.overwrite:

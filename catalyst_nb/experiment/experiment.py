@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from catalyst_nb.runs.config import RunConfig, load_toml
 from catalyst_nb.runs.folder import RunFolder
+from catalyst_nb.runs.preflight import check_run_inputs
 
 __all__ = ["Experiment"]
 
@@ -89,11 +90,13 @@ class Experiment:
         self._summary: dict[str, Any] | None = None
         self._own_client: Any = None
         self._hand_written: tuple[str, Any] | None = None
-        # the folder is checked before any model loads: a used folder or a resume of another run is refused
+        # the inputs and the folder are checked before any model loads: a typo in the model or the device, a
+        # used or busy folder, a resume of another run or of a damaged folder are refused; the folder stays
+        # locked for this process until the run is done or close()
         self.folder: RunFolder | None = None
+        check_run_inputs(config)
         if folder is not None:
-            self.folder = RunFolder.for_resume(folder, config) if resume else \
-                RunFolder.create(folder, config, overwrite=overwrite)
+            self.folder = RunFolder.claim(folder, config, resume=resume, overwrite=overwrite)
         try:
             self._build(llm_client, resume=resume, progress=progress, approval_inbox=approval_inbox)
         except BaseException:
@@ -148,9 +151,12 @@ class Experiment:
         self.events: list[dict[str, Any]] = []
         if resume and self.folder is not None and self.folder.state_file.exists():
             state, n_events = self.folder.load_state()
-            self.optimizer.load_state_dict(state["llm" if config.method == "llm-only" else "optimizer"])
+            key = "llm" if config.method == "llm-only" else "optimizer"
+            self.folder.restore(self.optimizer.load_state_dict, state[key])
             self.folder.truncate_events(n_events)
             self.events = list(self.folder.read_events())
+            if self.folder.is_finished():  # a finished run read back: its summary is the one it wrote
+                self._summary = self.folder.read_summary()
         elif config.method == "llm-only":
             from catalyst_nb.evaluation import evaluate_templates
 
@@ -354,6 +360,7 @@ class Experiment:
         self._summary = summary
         if self.folder is not None:
             self._write_results(summary)
+            self.folder.release()  # a finished run writes nothing more: the folder is free for readers and writers
         return dict(summary)
 
     def _write_results(self, summary: dict[str, Any]) -> None:
@@ -376,10 +383,15 @@ class Experiment:
 
     # ---- lifetime --------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop what this experiment started (the local LLM server); the records stay readable."""
+        """Stop what this experiment started (the local LLM server) and free its folder for other writers;
+        the records stay readable."""
         client, self._own_client = self._own_client, None
-        if client is not None and hasattr(client, "close"):
-            client.close()
+        try:
+            if client is not None and hasattr(client, "close"):
+                client.close()
+        finally:
+            if self.folder is not None:
+                self.folder.release()
 
     def __enter__(self) -> "Experiment":
         return self

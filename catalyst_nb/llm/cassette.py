@@ -21,10 +21,14 @@ from catalyst_nb.state_io import atomic_write_text
 from .client import LLMClient, LLMRequest, LLMResponse, check_kind, check_request_kind, request_key
 from .errors import ReplayMiss
 
-__all__ = ["Cassette", "CassetteEntry", "RecordingClient", "ReplayingClient", "ResumingClient"]
+__all__ = ["Cassette", "CassetteEntry", "CassetteFileError", "RecordingClient", "ReplayingClient", "ResumingClient"]
 
 _FORMAT = "catalyst_nb.llm.cassette"
 _VERSION = 1
+
+
+class CassetteFileError(ValueError):
+    """A cassette file cannot be read: not JSON, not a cassette, or edited; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,19 @@ class Cassette:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Read a saved cassette; any damage is a :class:`CassetteFileError` naming the file."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if not isinstance(data, dict):
+                raise ValueError(f"holds a JSON {type(data).__name__}, not a cassette")
+            return cls.from_dict(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CassetteFileError(f"cassette {os.fspath(path)} is not JSON ({exc})") from None
+        except IsADirectoryError:
+            raise CassetteFileError(f"cassette {os.fspath(path)} is a folder, not a file") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CassetteFileError(f"cassette {os.fspath(path)} is damaged: {type(exc).__name__}: {exc}") from None
 
 
 class RecordingClient:

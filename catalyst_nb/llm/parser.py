@@ -2,9 +2,9 @@
 
 Real replies are messy: bullets and numbering, quotes, a chatty sentence before and after, repeated
 lines, blank lines, a score copied from the prompt, a class name where ``{}`` should be, a template
-that was already tried, control characters and chat-template tokens. :func:`parse_proposals` cleans
-each line and either keeps it or records it as a :class:`RejectedLine` with a reason code. It never
-raises on text: zero proposals is an ordinary result.
+that was already tried, control characters, chat-template tokens, markup (HTML tags).
+:func:`parse_proposals` cleans each line and either keeps it or records it as a :class:`RejectedLine`
+with a reason code. It never raises on text: zero proposals is an ordinary result.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ REASONS = {
     "tried": "identical to a template already tried",
     "surplus": "more proposals than requested",
     "truncated": "beyond the number of lines read from a reply",
+    "markup": "looks like markup (HTML/XML tags or entities), not a prompt",
 }
 
 
@@ -78,6 +79,9 @@ _PLACEHOLDERS = re.compile(
     r"|<\s*(?:class|classname|class_name|class name|label|category|cls)\s*>",
     re.IGNORECASE,
 )
+# a tag (``<p>``, ``</script>``, ``<img src=x/>``), a comment opener or a character entity; placeholder
+# spellings such as ``<class>`` are turned into ``{}`` before this is looked for
+_MARKUP = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>|<!--|&(?:[A-Za-z]{2,8}|#\d{1,7}|#x[0-9A-Fa-f]{1,6});")
 _INLINE_NUMBER = re.compile(r"\s+(?=\d{1,2}[.)]\s)")
 _COMMENT_SPLIT = re.compile(r"\s+[-–—]\s+|\s+//\s+|\s+#\s+")
 _QUOTE_PAIRS = {'"': '"', "'": "'", "`": "`", "“": "”", "‘": "’", "«": "»", "„": "“", "*": "*", "_": "_"}
@@ -210,6 +214,10 @@ def parse_proposals(
         line = " ".join(_printable(raw).split())
         if not line or _FENCE.match(line) or not any(ch.isalnum() or ch in "{}[]<>" for ch in line):
             rejected.append(RejectedLine(shown, "junk"))
+            continue
+        markup = _MARKUP.search(_PLACEHOLDERS.sub(PLACEHOLDER, line))
+        if markup:  # shown escaped it is harmless, but a template full of markup is not a prompt
+            rejected.append(RejectedLine(shown, "markup", repr(markup.group()[:40])))
             continue
         line = line.replace("**", "").strip()
         line = _strip_decoration(line)

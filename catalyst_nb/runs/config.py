@@ -189,6 +189,7 @@ class RunConfig:
                 object.__setattr__(self, f.name, _TABLES[f.name](**tables[f.name]))
             else:
                 object.__setattr__(self, f.name, top.get(f.name, f.default))
+        _check_types(self)
         self._check()
 
     def _check(self) -> None:
@@ -297,12 +298,47 @@ class RunConfig:
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
 
 
+# what each annotation accepts; a bool is refused where a number is expected (TOML ``shots = true`` is a
+# mistake, and Python would count it as 1)
+_ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "a string"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+}
+_FLAT_NAME = {(table, inner): flat for flat, (table, inner) in FLAT_KEYS.items()}
+
+
+def _check_types(config: RunConfig) -> None:
+    """Every setting of the type its field declares, checked before any value is compared (named by its
+    flat name, the CLI flag's)."""
+    settings = [(f.name, f.type, getattr(config, f.name)) for f in fields(config) if f.name not in _TABLES]
+    for name in _TABLES:
+        table = getattr(config, name)
+        settings += [(_FLAT_NAME[(name, f.name)], f.type, getattr(table, f.name)) for f in fields(table)]
+    problems = []
+    for key, annotation, value in settings:
+        kind, _, optional = str(annotation).partition(" | ")
+        if value is None and optional == "None":
+            continue
+        accepted, what = _ACCEPTS[kind]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            problems.append(f"{key}={value!r} must be {what}, not {type(value).__name__}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A TOML file's table as a dict; unreadable or invalid files raise ``ValueError`` naming the file."""
+    name = os.fspath(path)
     try:
         with open(Path(path), "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ValueError(f"config file {os.fspath(path)} does not exist") from None
+        raise ValueError(f"config file {name} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {name} is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {name} is not a text file ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {os.fspath(path)} is not valid TOML: {exc}") from None
+        raise ValueError(f"config file {name} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"config file {name} cannot be read ({exc.strerror or exc})") from None

@@ -109,7 +109,12 @@ class SweepFolder:
         """``done`` (finished: the run layer's summary, or a recorded finished outcome such as a
         collapsed run), ``partial`` (a run started: resume it) or ``new``."""
         cell_dir = self.cell_dir(cell)
-        if (cell_dir / SUMMARY_FILE).is_file() or (self._outcome(cell) or {}).get("status") == "done":
+        if (cell_dir / SUMMARY_FILE).is_file():
+            return "done"
+        outcome = self._outcome(cell) or {}
+        # a finished run without its summary file is done only when the run layer writes none for it
+        # (a collapsed run); one whose summary.json was deleted is resumed, which writes it again
+        if outcome.get("status") == "done" and (outcome.get("summary") or {}).get("status", "done") != "done":
             return "done"
         if any((cell_dir / name).is_file() for name in _RUN_STARTED):
             return "partial"
