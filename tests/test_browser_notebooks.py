@@ -136,12 +136,13 @@ def test_trajectories_notebook_renders_the_inspector_and_figures(lab_page, tmp_p
     inspector.locator(".js-plotly-plot").first.wait_for()
     assert inspector.locator("table.catalyst-context tr").count() >= 2, "one row per context slot"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    # the two figures of the reloaded run are shown by plots.show_figure: interactive where the plotly
-    # renderer runs, the PNG beside it otherwise (JupyterLab draws only the cells near the view, so scroll there)
-    last = lab.page.locator(".jp-Cell").last
-    last.scroll_into_view_if_needed()
-    figures = lab.page.locator(".jp-Cell:has(.js-plotly-plot), .jp-Cell:has(.jp-RenderedImage img)")
-    last.locator(".js-plotly-plot, .jp-RenderedImage img").first.wait_for()
-    assert figures.count() >= 2, "the two figures of the reloaded run"
+    # the two figures of the reloaded run (the last two cells) are shown by plots.show_figure: interactive
+    # where the plotly renderer runs, the PNG beside it otherwise; JupyterLab lays out only the cells near
+    # the view (content-visibility), so bring each into view and wait for its figure to be attached
+    n = lab.n_cells()
+    for index in (n - 2, n - 1):
+        cell = lab.cell(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".js-plotly-plot, .jp-OutputArea-output img").first.wait_for(state="attached")
     inspector.scroll_into_view_if_needed()
     lab.page.screenshot(path=str(ARTIFACTS / "03_trajectories_inspector.png"), full_page=False)

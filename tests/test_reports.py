@@ -32,7 +32,8 @@ def sweep_folder(out: Path) -> Path:
             return False
 
     def cell(config, run_dir, **kw):
-        replies = [f"a {{}} seen <b>up close</b> {i}" for i in range(16)]  # markup: the report must escape it
+        # characters HTML must escape (markup itself is dropped by the parser): the report must escape them
+        replies = [f"a {{}} < 5 cm & {i}" for i in range(16)]
         client = ScriptedClient(replies, kind="completion") if config.method == "catalyst" else None
         return execute(config, run_dir, **{**kw, "llm_client": client})
 
@@ -75,7 +76,7 @@ def test_a_report_is_small_and_escapes_llm_text(sweep):
         assert page.stat().st_size < REPORT_LIMIT, (page, page.stat().st_size)
     catalyst = (sweep / "cells").glob("catalyst*/report.html")
     text = next(catalyst).read_text()
-    assert "<b>up close</b>" not in text and "&lt;b&gt;up close&lt;/b&gt;" in text
+    assert "< 5 cm &" not in text and "&lt; 5 cm &amp;" in text
 
 
 def test_a_run_on_its_own_gets_its_own_script(tmp_path):
