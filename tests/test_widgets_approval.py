@@ -16,7 +16,11 @@ from catalyst_nb.prompt_learner import PromptLearner
 from catalyst_nb.templates import check_template
 from catalyst_nb.widgets import Dashboard, RestartApproval, TrajectoryInspector, dashboard
 
-SCRIPT = '<script>alert("x")</script> {}\n<img src=x onerror=alert(1)> {}\na photo of the {}.\na blurry {}'
+# markup lines are dropped by the parser (shown escaped among the raw replies); the last line is a proposal
+# whose text HTML must escape
+SCRIPT = ('<script>alert("x")</script> {}\n<img src=x onerror=alert(1)> {}\na photo of the {}.\na blurry {}\n'
+          'a {} < 5 cm & more')
+SCRIPT_2 = 'a dark photo of a {}.\na small {}'  # round 1: new templates, so the round waits again
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def splits(tiny_native):
     return train, score
 
 
-def waiting(clip, splits, replies=(SCRIPT, SCRIPT)):
+def waiting(clip, splits, replies=(SCRIPT, SCRIPT_2)):
     train, score = splits
     learner = PromptLearner(clip, train.classnames, n_ctx=4, ctx_init="a photo of a", seed=0)
     opt = CatalystOptimizer(learner, train, scoring=score, client=ScriptedClient(list(replies)), approval="human",
@@ -51,8 +55,8 @@ def test_table_lists_the_scored_proposals_escaped(tiny_native, splits):
     html = panel.table.value
     for cand in opt.awaiting.proposals:
         assert f"{cand.loss:.4f}" in html
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script>" not in html and "<img" not in html, "markup is never a proposal"
+    assert "< 5 cm &" not in html and "&lt; 5 cm &amp; more" in html
     raw = panel.details.children[1].value
     assert "<script>" not in raw and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in raw
     assert "<img" not in panel.details.children[0].value  # the meta-prompt quotes tried templates
