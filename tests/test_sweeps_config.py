@@ -121,3 +121,22 @@ def test_importing_sweeps_imports_neither_torch_nor_ray_and_reading_a_file_no_ra
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("name", ["restart_rules.toml", "restart_rules_16shot.toml"])
+def test_restart_rule_files_pair_every_rule_with_coop_of_the_same_context(name):
+    """These files are paired by context size (``benchmarks/paired_vs_coop.py``: "<rule> n<K>" against
+    "coop n<K>"), so each rule's context must match its CoOp partner's exactly, and every rule is named."""
+    from pathlib import Path
+
+    config = load_sweep_config(Path(__file__).resolve().parents[1] / "benchmarks" / name)
+    methods = dict(config.methods)
+    rules = [label for label in methods if not label.startswith("coop ")]
+    assert rules
+    for label in rules:
+        rule, size = label.rsplit(" n", 1)
+        partner = methods[f"coop n{size}"]
+        assert methods[label]["n_ctx"] == partner["n_ctx"] == int(size)
+        assert methods[label]["ctx_init"] == partner["ctx_init"]
+        assert methods[label]["restart"] == rule.split("-")[0]
+        assert partner["method"] == "coop" and methods[label]["method"] == "catalyst"
