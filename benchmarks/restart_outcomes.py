@@ -18,38 +18,36 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Sequence
+
+from catalyst_nb.optim.events import Restart, stage_end_rows
+from catalyst_nb.runs.folder import RunFolder
 
 _SIZE = re.compile(r"^(?P<rule>.+) n(?P<n>\d+)$")
 
 
-def _events(cell_dir: Path) -> Iterator[dict[str, Any]]:
-    path = cell_dir / "events.jsonl"
-    if not path.exists():
-        return
-    with path.open() as f:
-        for line in f:
-            event = json.loads(line)
-            if event.get("type") == "round":
-                yield event
-
-
-def _stage_scoring(cell_dir: Path) -> dict[int, float]:
+def _stage_scoring(events: Sequence[dict[str, Any]]) -> dict[int, float]:
     """Scoring accuracy at each stage end, by step."""
-    return {e["step"]: e["data"]["scoring"]["accuracy"] for e in _events(cell_dir)
-            if e.get("kind") == "stage_end" and e["data"].get("scoring")}
+    return {row["step"]: row["scoring_accuracy"] for row in stage_end_rows(events)
+            if row["scoring_accuracy"] is not None}
 
 
-def restarts(cell_dir: Path) -> list[dict[str, Any]]:
+@functools.lru_cache(maxsize=None)
+def _events(cell_dir: Path) -> tuple[dict[str, Any], ...]:
+    """A cell's events, read once (a baseline cell is the continuation of several methods' cells)."""
+    return tuple(RunFolder(cell_dir).read_events())
+
+
+def restarts(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every restart the run took: step, before, as loaded, and the scoring accuracy at the next stage end."""
-    ends = _stage_scoring(cell_dir)
+    ends = _stage_scoring(events)
     out = []
-    for e in _events(cell_dir):
-        if e.get("kind") != "restart":
+    for e in events:
+        if e.get("kind") != Restart.kind:
             continue
         data, step = e["data"], e["step"]
         later = sorted(s for s in ends if s > step)
@@ -81,8 +79,8 @@ def summarise(rows: list[dict[str, str]], baseline: str) -> list[dict[str, Any]]
             continue
         runs[r["label"]] += 1
         base = by_key.get(key(r, _baseline_label(r["label"], baseline)))
-        base_ends = _stage_scoring(Path(r["folder"]) / "cells" / base["cell_id"]) if base else {}
-        for x in restarts(Path(r["folder"]) / "cells" / r["cell_id"]):
+        base_ends = _stage_scoring(_events(Path(r["folder"]) / "cells" / base["cell_id"])) if base else {}
+        for x in restarts(_events(Path(r["folder"]) / "cells" / r["cell_id"])):
             x["continuation"] = base_ends.get(x["next_step"]) if x["next_step"] is not None else None
             groups[r["label"]].append(x)
     out = []
