@@ -60,3 +60,16 @@ def threads_execute(config, run_dir, **kwargs):
     summary = fake_execute(config, run_dir, **kwargs)
     summary["torch_threads"] = torch.get_num_threads()
     return summary
+
+
+class PidServer:
+    """A stand-in local LLM server whose URL names the process that made it (port 10000 + pid % 50000)."""
+
+    def __init__(self):
+        self.base_url = f"http://127.0.0.1:{10000 + os.getpid() % 50000}/v1"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -149,3 +149,37 @@ def test_chat_history_without_filler_words():
     assert "loss: 0.900" in cleaned
     raw = chat_messages(history, task, MetaPromptConfig())[1].content
     assert "template: x x x x a photo of a {}." in raw
+
+
+def test_chat_meta_prompt_can_write_the_class_slot_as_a_word_and_replies_read_back_as_braces():
+    """A code model fills in ``{}``; shown "[CLASS]" it keeps the slot.  Every place the chat prompt names the
+    slot uses the word, and what the model writes with it is read back as ``{}``."""
+    from catalyst_nb.llm import parse_proposals
+    from catalyst_nb.llm.meta_prompt import shown_templates
+
+    config = MetaPromptConfig(class_word="[CLASS]")
+    user = chat_messages(HISTORY, TASK, config)[1].content
+    assert "{}" not in user
+    assert "template: a photo of a [CLASS]." in user and "in which [CLASS] stands for the class name" in user
+    assert "counting [CLASS] as one word" in user and "contains [CLASS] exactly once, written exactly so," in user
+    request = build_request(HISTORY, TASK, client_kind="chat", model="m", config=config)
+    assert set(shown_templates(request)) == {h.template for h in HISTORY}  # the random-edit control reads {} back
+    reply = "template: a close-up photo of the [CLASS] item.\nloss: 0.3   accuracy: 85%\na photo of a [CLASS]."
+    result = parse_proposals(reply, max_words=10, classnames=TASK.classnames, tried=[h.template for h in HISTORY])
+    assert list(result.proposals) == ["a close-up photo of the {} item."]
+    assert len(result.rejected) == 2  # the score line, and the slot-kept copy of a tried template
+    default = chat_messages(HISTORY, TASK, MetaPromptConfig())[1].content  # unchanged without the option
+    assert "template: a photo of a {}." in default and "written exactly so" not in default
+
+
+@pytest.mark.parametrize("word", ["", "CLASS", "{x}", "[thing]", "{} {}"])
+def test_class_word_must_read_back_as_the_placeholder(word):
+    with pytest.raises(ValueError, match="class_word"):
+        MetaPromptConfig(class_word=word)
+
+
+def test_chat_presets_show_the_class_slot_as_a_word():
+    from catalyst_nb.optim.catalyst_config import PRESETS
+
+    assert {PRESETS[p]["llm"]["chat"]["class_word"] for p in ("paper", "default")} == {"[CLASS]"}
+    assert all("class_word" not in PRESETS[p]["llm"]["completion"] for p in ("paper", "default"))

@@ -150,6 +150,27 @@ def test_worker_processes_give_the_same_table(tmp_path):
     assert all(math.isnan(r["test_accuracy"]) for r in two.rows if r["method"] == "coop")
 
 
+def test_each_worker_serves_its_cells_from_its_own_llm_server(tmp_path):
+    """With ``jobs`` > 1 an LLM cell talks to the server of the worker that runs it (one shared server
+    was the sweep's bottleneck), and cells without an LLM get none."""
+    from sweep_fakes import PidServer
+
+    out = tmp_path / "sweep"
+    result = run_sweep(_config(shots=[1], seed=[1, 2, 3]), out, executor=LocalExecutor(jobs=2, llm_server_factory=PidServer),
+                       cell_fn=fake_execute, progress=False)
+    assert result.failed == 0 and result.ran == 9
+    urls = {}
+    for cell in (p.name for p in (out / "cells").iterdir()):
+        summary = json.loads((out / "cells" / cell / "summary.json").read_text())
+        (pid,) = {c["pid"] for c in _calls(out, cell)}
+        if cell.startswith("catalyst"):
+            assert summary["llm_url"] == f"http://127.0.0.1:{10000 + pid % 50000}/v1"
+            urls[pid] = summary["llm_url"]
+        else:
+            assert summary["llm_url"] is None
+    assert 1 <= len(urls) <= 2
+
+
 def test_jobs_must_be_positive():
     with pytest.raises(ValueError, match="jobs must be an int >= 1, got 0"):
         LocalExecutor(jobs=0)

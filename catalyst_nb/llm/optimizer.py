@@ -62,6 +62,7 @@ class LLMOptimizerConfig:
     seed: int | None = None
     keep_surplus: bool = False
     without_filler: bool = False
+    class_word: str = "{}"
 
     def __post_init__(self) -> None:
         self.meta  # validates the meta-prompt fields
@@ -76,7 +77,8 @@ class LLMOptimizerConfig:
     def meta(self) -> MetaPromptConfig:
         return MetaPromptConfig(n_proposals=self.n_proposals, max_words=self.max_words,
                                 max_history=self.max_history, style=self.style,
-                                show_classnames=self.show_classnames, without_filler=self.without_filler)
+                                show_classnames=self.show_classnames, without_filler=self.without_filler,
+                                class_word=self.class_word)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LLMOptimizerConfig":

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 from catalyst_nb.templates import PLACEHOLDER, normalize_template, placeholder_problem
 
-__all__ = ["ParseResult", "RejectedLine", "REASONS", "parse_proposals"]
+__all__ = ["ParseResult", "RejectedLine", "REASONS", "is_class_word", "parse_proposals", "with_placeholder"]
 
 REASONS = {
     "junk": "only formatting or non-printable characters",
@@ -79,6 +79,20 @@ _PLACEHOLDERS = re.compile(
     r"|<\s*(?:class|classname|class_name|class name|label|category|cls)\s*>",
     re.IGNORECASE,
 )
+
+
+def with_placeholder(text: str) -> str:
+    """``text`` with every spelling of the class slot the parser accepts ("[CLASS]", "<label>", "{class}")
+    written as ``{}``."""
+    return _PLACEHOLDERS.sub(PLACEHOLDER, text)
+
+
+def is_class_word(word: str) -> bool:
+    """Whether ``word`` is one spelling of the class slot that replies are read back with (``{}``,
+    "[CLASS]", "<label>", ...): a meta-prompt may show templates with it instead of ``{}``."""
+    return bool(word) and _PLACEHOLDERS.fullmatch(word) is not None
+
+
 # a tag (``<p>``, ``</script>``, ``<img src=x/>``), a comment opener or a character entity; placeholder
 # spellings such as ``<class>`` are turned into ``{}`` before this is looked for
 _MARKUP = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>|<!--|&(?:[A-Za-z]{2,8}|#\d{1,7}|#x[0-9A-Fa-f]{1,6});")

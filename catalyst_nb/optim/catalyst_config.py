@@ -114,10 +114,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "catalyst": dict(rounds=3, stage_steps=-1, candidates=5, sources=("projection",), restart="first",
                          momentum="keep", schedule="continue"),
         # the released code asks a chat model for 3 templates under 9 words; a chat model sees the history
-        # without the projections' filler words (shown them, it copies them)
+        # without the projections' filler words (shown them, it copies them) and the class slot as [CLASS]
+        # (shown {}, a code model fills it in)
         "llm": {"completion": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1),
                 "chat": dict(n_proposals=3, max_words=8, style="auto", temperature=0.7, samples=1,
-                             without_filler=True)},
+                             without_filler=True, class_word="[CLASS]")},
     },
     "default": {
         # a restart only when the best proposal scores within 5 % of the context's loss (README: restarts
@@ -128,7 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "llm": {"completion": dict(n_proposals=8, max_words=10, style="captions", temperature=1.0, samples=8,
                                    max_tokens=24),
                 "chat": dict(n_proposals=3, max_words=10, style="chat", temperature=0.7, samples=1,
-                             without_filler=True)},
+                             without_filler=True, class_word="[CLASS]")},
     },
 }
 

@@ -8,9 +8,17 @@ them, so ``jobs`` workers never run more compute threads than there are cores.  
 cells (process start and imports once per worker, measured 16 s on a busy 2-core machine) and loads
 each model once (:func:`start_worker`; 2.5 s per cell on that machine).
 
-When any cell asks for the embedded LLM (``llm = "local"``) and its method uses an LLM, ONE local server
-is started for the whole sweep and its URL handed to every cell: one model in memory instead of one
-per worker, and no per-cell start-up time.
+When a cell asks for the embedded LLM (``llm = "local"``) and its method uses an LLM, it gets a server
+that outlives it, so no cell pays the model's start-up:
+
+- ``jobs=1``: ONE server for the whole sweep, its URL handed to every such cell; it lends the free cores
+  (calls are synchronous, so it computes only while the one running cell waits for it).
+- ``jobs`` > 1: one server per worker, started at the worker's first such cell and stopped when the worker
+  ends, on the worker's own share of the CPUs.  One server shared by all workers was measured to be the
+  sweep's bottleneck: each worker's calls evicted the other's prompt from the server's cache, so every call
+  evaluated its prompt again, and the calls of two workers queued behind each other (a catalyst cell spent
+  37 of its 61 s waiting on LLM calls that take 12 s alone).  Per worker, a worker and its server never
+  compute at the same time, so ``jobs`` workers still never run more compute threads than there are cores.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import concurrent.futures as futures
 import contextlib
 import functools
 import multiprocessing
+import time
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
@@ -35,13 +44,51 @@ def needs_local_llm(settings: dict[str, Any]) -> bool:
     return settings.get("method") in LLM_METHODS and settings.get("llm", "local") == "local"
 
 
-def start_worker(threads: int) -> None:
-    """A worker's set-up, once for all the cells it serves: its share of the CPUs for good, and one
-    model load per model (:func:`catalyst_nb.backbone.keep_loaded_models`) instead of one per cell."""
+# A pool worker's own LLM server: how to make it (set by start_worker), and the running one with its URL.
+_WORKER_LLM: dict[str, Any] = {}
+
+
+def start_worker(threads: int, server_factory: Callable[[], Any] | None = None) -> None:
+    """A worker's set-up, once for all the cells it serves: its share of the CPUs for good, one model load
+    per model (:func:`catalyst_nb.backbone.keep_loaded_models`) instead of one per cell, and how to make
+    its own LLM server should one of its cells need one (default: the embedded model on ``threads``)."""
     from catalyst_nb.backbone import keep_loaded_models
 
     assign_process_threads(threads)
     keep_loaded_models()
+    _WORKER_LLM.clear()
+    _WORKER_LLM["factory"] = server_factory or functools.partial(_worker_server, threads)
+
+
+def _worker_server(threads: int) -> Any:
+    from catalyst_nb.llm.launcher import LocalLLMServer
+
+    return LocalLLMServer(n_threads=threads)
+
+
+def _worker_llm_url() -> str:
+    """This worker's server's URL; the server starts at the first call and stops when the worker exits."""
+    if "url" not in _WORKER_LLM:
+        import atexit
+
+        server = _WORKER_LLM["factory"]()
+        server.__enter__()
+        atexit.register(server.__exit__, None, None, None)
+        _WORKER_LLM["server"], _WORKER_LLM["url"] = server, server.base_url
+    return _WORKER_LLM["url"]
+
+
+def run_in_worker(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome:
+    """A pool worker's cell: a cell that needs the embedded LLM gets this worker's own server.  A server
+    that fails to start fails that cell (with the reason), not the worker: the next cell tries again."""
+    if task.llm_url is None and needs_local_llm(task.settings):
+        started = time.perf_counter()
+        try:
+            task = replace(task, llm_url=_worker_llm_url())
+        except Exception as exc:  # noqa: BLE001 - recorded as the cell's failure
+            return CellOutcome(task.cell_id, "failed", error=f"local LLM server: {type(exc).__name__}: {exc}"[:500],
+                               seconds=time.perf_counter() - started)
+    return run_cell(task, cell_fn)
 
 
 @contextlib.contextmanager
@@ -59,17 +106,21 @@ def _models_kept_here() -> Iterator[None]:
             backbone.keep_loaded_models(False)
 
 
-def _default_server_factory(jobs: int) -> Any:
-    """One run at a time lends the server the free cores (calls are synchronous); ``jobs`` runs at once give
-    it one worker's share, since the other workers keep computing while one of them waits for an answer."""
+def _default_server_factory() -> Any:
+    """The sweep's one server when one cell runs at a time: it lends the free cores (calls are synchronous)."""
     from catalyst_nb.llm.launcher import LocalLLMServer
     from catalyst_nb.threads import server_threads
 
-    return LocalLLMServer(n_threads=server_threads() if jobs == 1 else worker_threads(jobs))
+    return LocalLLMServer(n_threads=server_threads())
 
 
 class LocalExecutor:
-    """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes."""
+    """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes.
+
+    ``llm_server_factory`` makes the local LLM server (a context manager with ``base_url``): the sweep's
+    one server with ``jobs=1``, each worker's own with ``jobs`` > 1 (then it must be picklable: a
+    module-level function or class).  Default: the embedded model (module docstring).
+    """
 
     name = "local"
 
@@ -77,14 +128,14 @@ class LocalExecutor:
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
         self.jobs = jobs
-        self.llm_server_factory = llm_server_factory or functools.partial(_default_server_factory, jobs)
+        self.llm_server_factory = llm_server_factory
 
     @contextlib.contextmanager
     def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[str | None]:
         if not any(needs_local_llm(t.settings) for t in tasks):
             yield None
             return
-        server = self.llm_server_factory()
+        server = (self.llm_server_factory or _default_server_factory)()
         with server:
             yield server.base_url
 
@@ -92,23 +143,21 @@ class LocalExecutor:
         """Yield each cell's outcome as it finishes (in finishing order when ``jobs`` > 1)."""
         if not tasks:
             return
-        with self._shared_llm(tasks) as url:
-            tasks = [replace(t, llm_url=url) if needs_local_llm(t.settings) else t for t in tasks]
-            if self.jobs == 1:
-                with _models_kept_here():
-                    for task in tasks:
-                        yield run_cell(task, cell_fn)
-                return
+        if self.jobs > 1:
             yield from self._run_pool(tasks, cell_fn)
+            return
+        with self._shared_llm(tasks) as url, _models_kept_here():
+            for task in tasks:
+                yield run_cell(replace(task, llm_url=url) if needs_local_llm(task.settings) else task, cell_fn)
 
     def _run_pool(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None) -> Iterator[CellOutcome]:
         workers = min(self.jobs, len(tasks))
         threads = worker_threads(workers)
         pool = futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker, initargs=(threads,),
+            initializer=start_worker, initargs=(threads, self.llm_server_factory),
         )
-        pending = {pool.submit(run_cell, task, cell_fn): task for task in tasks}
+        pending = {pool.submit(run_in_worker, task, cell_fn): task for task in tasks}
         try:
             for future in futures.as_completed(pending):
                 task = pending[future]
