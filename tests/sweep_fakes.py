@@ -73,3 +73,15 @@ class PidServer:
 
     def __exit__(self, *exc):
         return False
+
+
+def slow_execute(config, run_dir, **kwargs):
+    """A cell that says it started (``started`` holds the worker's pid), then runs for minutes."""
+    import time
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    (run_dir / "started").write_text(str(os.getpid()))
+    time.sleep(300)
+    return fake_execute(config, run_dir, **kwargs)

@@ -269,6 +269,33 @@ def test_restart_rule_settings_come_from_toml_and_flags_with_probe_defaults(tmp_
             RunConfig.from_dict(bad)
 
 
+def test_what_a_restart_does_to_momentum_and_schedule_comes_from_the_config(tmp_path):
+    """``momentum`` and ``restart_schedule`` reach the catalyst (preset's when not given); bad values are named."""
+    from catalyst_nb.cli import build_parser
+    from catalyst_nb.experiment.cli import config_from_args
+    from catalyst_nb.llm import ScriptedClient
+    from catalyst_nb.runs.config import load_toml
+
+    conf = tmp_path / "run.toml"
+    conf.write_text('momentum = "reset"\nrestart_schedule = "rewarm"\n')
+    c = RunConfig.from_dict(load_toml(conf)).catalyst
+    assert (c.momentum, c.restart_schedule) == ("reset", "rewarm")
+    args = build_parser().parse_args(["run", str(conf), "--momentum", "keep", "--restart-schedule", "none"])
+    c = config_from_args(args).catalyst
+    assert (c.momentum, c.restart_schedule) == ("keep", None)
+    for bad, message in ((dict(momentum="zero"), "momentum='zero'"), (dict(restart_schedule="warm"), "restart_schedule='warm'")):
+        with pytest.raises(ValueError, match=message):
+            RunConfig.from_dict(bad)
+    from catalyst_nb.experiment import Experiment
+
+    client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
+    given = _config(method="catalyst", llm="local", restart="best", momentum="reset", restart_schedule="rewarm")
+    with Experiment(given, llm_client=client, progress=False) as exp:
+        assert (exp.optimizer.config.momentum, exp.optimizer.config.schedule) == ("reset", "rewarm")
+    with Experiment(_config(method="catalyst", llm="local"), llm_client=client, progress=False) as exp:
+        assert (exp.optimizer.config.momentum, exp.optimizer.config.schedule) == ("keep", "continue")  # the preset's
+
+
 @pytest.mark.parametrize("restart", ["margin", "probe"])
 def test_decision_evidence_reaches_the_report(tmp_path, restart):
     from catalyst_nb.llm import ScriptedClient

@@ -20,6 +20,7 @@ import pytest
 
 from catalyst_nb.experiment import execute
 from catalyst_nb.runs import RunConfig, RunFolderError, load_run
+from catalyst_nb.runs.status import run_status
 from deterministic_llm import Deterministic, deterministic_llm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,8 +313,12 @@ def test_a_second_writer_is_refused_while_the_first_runs_and_a_killed_one_leaves
         for extra in ([], ["--resume"], ["--overwrite"]):
             again = _cli(tmp_path, "run", "--llm", gated_url, "--llm-model", "fake", *FLAGS, "--out", str(out), *extra)
             _refused(again, str(out), f"in use by process {first.pid}")
+        status = run_status(out)
+        assert (status.state, status.alive) == ("running", True) and f"process {first.pid}" in status.detail
         first.send_signal(signal.SIGKILL)
         first.wait()
+        # known at once, not after minutes of silence: the lock file names a process that is gone
+        assert (out / ".lock").exists() and run_status(out).state == "stopped"
     finally:
         if first.poll() is None:
             first.kill()
@@ -325,6 +330,29 @@ def test_a_second_writer_is_refused_while_the_first_runs_and_a_killed_one_leaves
     record = load_run(out)
     assert record.finished and [s.step for s in record.trajectory] == list(range(18))
     assert not (out / ".lock").exists()
+
+
+def test_status_tells_running_from_stopped_by_the_lock_not_by_silence(tmp_path):
+    """A run that stopped a second ago is stopped; one that holds its lock is running, however long it is silent."""
+    from catalyst_nb.runs.lock import FolderLock, lock_holder
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "events.jsonl").write_text("")  # an event just now
+    assert lock_holder(folder) is None
+    status = run_status(folder)
+    assert (status.state, status.alive) == ("stopped", False) and "no run process holds the folder" in status.detail
+    with FolderLock(folder):
+        old = time.time() - 3600
+        os.utime(folder / "events.jsonl", (old, old))  # silent for an hour: a long LLM call, say
+        assert lock_holder(folder) == os.getpid()
+        status = run_status(folder)
+        assert (status.state, status.alive) == ("running", True)
+        assert f"process {os.getpid()}" in status.detail and "60 min ago" in status.detail
+    assert run_status(folder).state == "stopped"
+    (folder / ".lock").write_text("not a pid")
+    assert lock_holder(folder) is None
 
 
 def test_the_lock_names_its_holder_and_is_gone_after_the_run(tmp_path):

@@ -133,6 +133,10 @@ def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval
     if c.restart is not None:
         overrides["restart"] = c.restart
     overrides.update(restart_margin=c.restart_margin, probe_steps=c.probe_steps, probe_top=c.probe_top)
+    if c.momentum is not None:
+        overrides["momentum"] = c.momentum
+    if c.restart_schedule is not None:
+        overrides["schedule"] = c.restart_schedule
     if config.method == "projection-restarts":
         overrides.update(restart_from="any", sources=("projection", "variant", "pool"))
         overrides.setdefault("restart", "best")

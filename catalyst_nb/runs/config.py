@@ -72,6 +72,8 @@ class CatalystSettings:
     ``restart=None`` keeps the preset's rule (see :mod:`catalyst_nb.optim.restart_rule`);
     ``restart_margin`` is the relative scoring-loss margin of ``margin`` and ``trust``;
     ``probe_steps``/``probe_top`` (steps per branch, proposals probed) are ``probe``'s.
+    ``momentum`` (``keep`` or ``reset``) and ``restart_schedule`` (``continue`` or ``rewarm``) say what a
+    restart does to the optimizer's momentum and learning-rate schedule; ``None`` keeps the preset's.
     ``approval`` says who decides each restart: ``auto`` (the policy) or ``human`` (a headless run waits
     in its folder for ``catalyst-nb approve`` or a notebook attached to it; a notebook's own run returns
     and the approval panel decides); ``approval_timeout`` (seconds, headless) takes the policy's
@@ -84,6 +86,8 @@ class CatalystSettings:
     restart_margin: float = 0.05
     probe_steps: int = 10
     probe_top: int = 2
+    momentum: str | None = None
+    restart_schedule: str | None = None
     approval: str = "auto"
     approval_timeout: float | None = None
 
@@ -113,7 +117,8 @@ FLAT_KEYS: dict[str, tuple[str, str]] = {
 }
 # keys where the word "none" (TOML has no null) means None
 _NONE_TOP = ("pretrained", "device", "data_root")
-_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature", "approval_timeout")
+_NONE_TABLE = ("restart", "warmup_steps", "model", "samples", "temperature", "approval_timeout", "momentum",
+               "restart_schedule")
 
 
 def _split(settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -229,6 +234,9 @@ class RunConfig:
              and 0 <= c.restart_margin < math.inf, "restart_margin", c.restart_margin, "must be a finite number >= 0")
         count("probe_steps", c.probe_steps, 1)
         count("probe_top", c.probe_top, 1)
+        need(c.momentum in (None, "keep", "reset"), "momentum", c.momentum, "is not 'keep' or 'reset'")
+        need(c.restart_schedule in (None, "continue", "rewarm"), "restart_schedule", c.restart_schedule,
+             "is not 'continue' or 'rewarm'")
         need(c.approval in ("auto", "human"), "approval", c.approval, "must be 'auto' or 'human'")
         if c.approval == "human" and self.method not in ("catalyst", "projection-restarts", "random-edits"):
             problems.append(f"approval='human' needs a method with restarts (catalyst, projection-restarts, random-edits), "

@@ -19,7 +19,7 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["FolderBusyError", "FolderLock", "LOCK_FILE", "ensure_free"]
+__all__ = ["FolderBusyError", "FolderLock", "LOCK_FILE", "ensure_free", "lock_holder"]
 
 LOCK_FILE = ".lock"
 
@@ -118,3 +118,27 @@ def ensure_free(folder: str | os.PathLike[str]) -> None:
     if (Path(folder) / LOCK_FILE).exists():
         with FolderLock(folder):
             pass
+
+
+def lock_holder(folder: str | os.PathLike[str]) -> int | None:
+    """The pid of the live process that holds ``folder``'s lock, or ``None`` when no live process does.
+
+    Read from the lock file, without taking the lock: a reader that took it, even for a moment, could
+    make a run starting at that moment refuse its folder as busy.  A run releases by removing the file;
+    a killed run leaves it with the pid of a process that is gone.  (A pid the system has given to
+    another process since is reported as the holder: rare, and only while that process lives.)
+    """
+    try:
+        text = (Path(folder) / LOCK_FILE).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid

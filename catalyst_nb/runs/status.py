@@ -3,7 +3,9 @@
 ``running``, ``waiting for approval``, ``finished``, ``failed`` or ``stopped``: what ``catalyst-nb
 status`` prints, what a sweep lists for its waiting cells, and what a notebook attached to the folder
 shows.  A run is judged alive by its files: a waiting run touches its heartbeat about every half second;
-a working run appends an event at least every step or round phase.
+a working run holds the folder's lock (:func:`catalyst_nb.runs.lock.lock_holder` names its process), taken
+before its config is written and dropped when it ends, however it ends.  Where there are no file locks
+(Windows), a run that wrote an event in the last :data:`SILENT_S` seconds is taken to be running.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from typing import Any
 
 from catalyst_nb.runs.approval_inbox import ApprovalInbox
 from catalyst_nb.runs.folder import RunFolder, RunFolderError
+from catalyst_nb.runs.lock import fcntl, lock_holder
 
 __all__ = ["RunStatus", "SILENT_S", "run_status"]
 
-#: A run that wrote no event for this long is reported as stopped (a round's LLM calls take a while).
+#: Without file locks: a run that wrote no event for this long is reported as stopped.
 SILENT_S = 300.0
 
 
@@ -86,7 +89,10 @@ def run_status(run_dir: str | os.PathLike[str]) -> RunStatus:
         silent = time.time() - folder.events_file.stat().st_mtime
     except FileNotFoundError:
         silent = time.time() - folder.config_file.stat().st_mtime if folder.config_file.exists() else float("inf")
-    if silent < SILENT_S:
+    holder = lock_holder(path)
+    if holder is not None:
+        return RunStatus(path, "running", f"process {holder}, last event {_ago(silent)}", alive=True)
+    if fcntl is None and silent < SILENT_S:
         return RunStatus(path, "running", f"last event {_ago(silent)}", alive=True)
-    return RunStatus(path, "stopped", f"no event for {_ago(silent).removesuffix(' ago')}; continue it with "
-                                      "`catalyst-nb run ... --resume`")
+    return RunStatus(path, "stopped", f"no run process holds the folder, last event {_ago(silent)}; continue "
+                                      "it with `catalyst-nb run ... --resume`")

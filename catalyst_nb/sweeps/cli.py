@@ -64,11 +64,17 @@ def run_sweep_command(args: argparse.Namespace, echo: Echo) -> int:
     except (ValueError, RuntimeError) as exc:
         return _fail(str(exc))
     started = time.perf_counter()
+    from catalyst_nb.sweeps.stopping import stop_signals
     from catalyst_nb.sweeps.waiting import WaitingWatcher
 
-    with WaitingWatcher(out, echo):  # cells with approval "human" wait in their folders: say how to answer
-        result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress,
-                           on_budget=lambda budget: echo(budget.line()))
+    try:
+        with stop_signals(), WaitingWatcher(out, echo):  # cells with approval "human" wait: say how to answer
+            result = run_sweep(config, out, executor=executor, force=args.force, progress=not args.no_progress,
+                               on_budget=lambda budget: echo(budget.line()))
+    except KeyboardInterrupt:
+        echo(f"stopped after {(time.perf_counter() - started) / 60:.1f} min; run the same command again to go on "
+             "(finished cells are kept, interrupted ones continue from their last saved state)", file=sys.stderr)
+        return 130
     minutes = (time.perf_counter() - started) / 60
     echo(result.table)
     echo(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "

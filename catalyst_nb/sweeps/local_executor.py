@@ -165,5 +165,23 @@ class LocalExecutor:
                     yield future.result()
                 except Exception as exc:  # noqa: BLE001 - a worker that died takes only its cells with it
                     yield CellOutcome(task.cell_id, "failed", error=f"worker failed: {type(exc).__name__}: {exc}"[:500])
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM (catalyst_nb.sweeps.stopping): the running cells stop now instead of running to
+            # their end; each resumes from its last saved state when the sweep runs again
+            _terminate_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool: futures.ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """SIGTERM every worker of ``pool`` and wait for them (a worker's LLM server stops with it)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join()
