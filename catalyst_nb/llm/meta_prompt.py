@@ -63,7 +63,7 @@ class MetaPromptConfig:
     ``class_word``: how the chat style writes the class slot (any spelling the parser reads back as
     ``{}``, e.g. "[CLASS]").  A code-tuned chat model (the local Qwen2.5-Coder) reads ``{}`` as a format
     field and fills it in: shown "a photo of a {}." it wrote "a photo of a shirt." in 3 of 3 draws; shown
-    "a photo of a [CLASS]." it kept the slot and wrote new templates in 9 of 9 (README, "The chat model").
+    "a photo of a [CLASS]." it kept the slot and wrote new templates in 3 of 3 (README, "Controls and LLMs").
     """
 
     n_proposals: int = 3
