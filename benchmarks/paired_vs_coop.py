@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from scipy import stats
+from catalyst_nb.sweeps.paired import paired_difference
 
 _CELL = re.compile(r"^(?P<rule>.+)-n(?P<n>\d+)__(?:.+__)?(?P<shots>\d+)shot__seed(?P<seed>\d+)$")
-
-
-def paired_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two-sided paired-t interval of ``diffs`` (one difference per seed)."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
 
 
 def read_cells(folder: Path) -> dict[tuple[str, int, int, int], dict]:
@@ -45,24 +34,21 @@ def read_cells(folder: Path) -> dict[tuple[str, int, int, int], dict]:
 
 
 def table(cells: dict[tuple[str, int, int, int], dict], rules: list[str] | None = None) -> str:
-    groups: dict[tuple[str, int, int], list[tuple[int, float, int]]] = defaultdict(list)
+    groups: dict[tuple[str, int, int], dict[int, tuple[float, float, int]]] = defaultdict(dict)
     for (rule, n, shots, seed), s in cells.items():
         coop = cells.get(("coop", n, shots, seed))
         if rule == "coop" or coop is None or (rules and rule not in rules):
             continue
-        diff = 100 * (s["test_accuracy"] - coop["test_accuracy"])
-        groups[(rule, n, shots)].append((seed, diff, len(s.get("restarts") or [])))
+        groups[(rule, n, shots)][seed] = (100 * s["test_accuracy"], 100 * coop["test_accuracy"],
+                                          len(s.get("restarts") or []))
     lines = ["| rule | n_ctx | shots | seeds | mean paired diff (points) | 95 % CI | wins / ties / losses | restarts taken |",
              "|---|---|---|---|---|---|---|---|"]
     for (rule, n, shots) in sorted(groups, key=lambda g: (g[0], g[1], g[2])):
-        rows = sorted(groups[(rule, n, shots)])
-        diffs = [d for _, d, _ in rows]
-        mean, lo, hi = paired_interval(diffs)
-        w = sum(d > 0.005 for d in diffs)
-        t = sum(abs(d) <= 0.005 for d in diffs)
-        ci = "–" if math.isnan(lo) else f"[{lo:+.2f}, {hi:+.2f}]"
-        lines.append(f"| {rule} | {n} | {shots} | {len(rows)} | {mean:+.2f} | {ci} | {w} / {t} / {len(diffs) - w - t} "
-                     f"| {sum(r for _, _, r in rows)} |")
+        seeds = groups[(rule, n, shots)]
+        d = paired_difference({k: v[0] for k, v in seeds.items()}, {k: v[1] for k, v in seeds.items()})
+        ci = "–" if d.low is None else f"[{d.low:+.2f}, {d.high:+.2f}]"
+        lines.append(f"| {rule} | {n} | {shots} | {d.n} | {d.mean:+.2f} | {ci} | {d.wins} / {d.ties} / {d.losses} "
+                     f"| {sum(v[2] for v in seeds.values())} |")
     return "\n".join(lines)
 
 
