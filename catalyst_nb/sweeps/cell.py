@@ -4,8 +4,9 @@
 error becomes a ``failed`` outcome and its traceback goes to the cell's ``error.txt``, so one bad cell
 cannot stop the other cells of a sweep.  Only an interrupt (Ctrl-C) is let through.
 
-The LLM is shared by URL: the executor starts one local server for the whole sweep and hands its URL to
-each task; the worker builds its own client from it (clients hold credentials and are not picklable).
+The LLM is shared by URL: the executor starts a local server that outlives the cells (one for the sweep,
+or one per worker process) and hands its URL to each task; the cell builds its own client from it
+(clients hold credentials and are not picklable).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class CellOutcome:
 
 
 def shared_llm_client(config: Any, url: str) -> Any:
-    """A client for the sweep's shared local server, as the run would have built for ``llm="local"``."""
+    """A client for the executor's local server at ``url``, as the run would have built for ``llm="local"``."""
     from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
     from catalyst_nb.llm.openai_clients import OpenAICompletionClient
 
