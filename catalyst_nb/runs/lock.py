@@ -129,12 +129,15 @@ def lock_holder(folder: str | os.PathLike[str]) -> int | None:
     another process since is reported as the holder: rare, and only while that process lives.)
     """
     try:
-        text = (Path(folder) / LOCK_FILE).read_text(encoding="ascii", errors="replace").strip()
+        fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
     except OSError:
         return None
-    if not text.isdigit():
+    try:
+        pid = _read_pid(fd)
+    finally:
+        os.close(fd)
+    if pid is None:
         return None
-    pid = int(text)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

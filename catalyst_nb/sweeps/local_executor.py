@@ -44,7 +44,7 @@ def needs_local_llm(settings: dict[str, Any]) -> bool:
     return settings.get("method") in LLM_METHODS and settings.get("llm", "local") == "local"
 
 
-# A pool worker's own LLM server: how to make it (set by start_worker), and the running one with its URL.
+# A pool worker's own LLM server: how to make it (set by start_worker), and its URL once it runs.
 _WORKER_LLM: dict[str, Any] = {}
 
 
@@ -74,7 +74,7 @@ def _worker_llm_url() -> str:
         server = _WORKER_LLM["factory"]()
         server.__enter__()
         atexit.register(server.__exit__, None, None, None)
-        _WORKER_LLM["server"], _WORKER_LLM["url"] = server, server.base_url
+        _WORKER_LLM["url"] = server.base_url
     return _WORKER_LLM["url"]
 
 
