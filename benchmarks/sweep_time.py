@@ -4,7 +4,7 @@ Reads each finished cell of a sweep folder (its ``cell.json`` label, the run's o
 summary, and the ``seconds`` its events carry) and prints, per method label: cells, the mean seconds of a
 cell and how they split into gradient steps, LLM calls, template scoring, stage-end evaluation, probe
 forks and the rest (setup, restarts, state and event writes, the final test, the report), then the
-sum over all cells.  The sum divided by the number of workers is what the sweep costs at best with that
+sum over all cells that ran (cells that took another cell's run cost nothing and are left out).  The sum divided by the number of workers is what the sweep costs at best with that
 many workers; the part spent in gradient steps alone is its floor for any LLM and any cache.
 
     python benchmarks/sweep_time.py runs/sweeps/methods [--jobs 2]
@@ -24,12 +24,16 @@ _KIND = {"llm": "llm", "skipped": "llm", "candidates": "scoring", "proposals": "
 
 
 def cell_parts(cell_dir: Path) -> tuple[str, dict[str, float]] | None:
-    """(label, seconds per part) of a finished cell, or ``None`` for one that did not finish."""
+    """(label, seconds per part) of a finished cell, or ``None`` for one that did not finish or that took
+    another cell's run (``same_run_as``: it ran nothing)."""
     summary_file = cell_dir / "summary.json"
     if not summary_file.is_file():
         return None
     label = json.loads((cell_dir / "cell.json").read_text())["label"]
-    total = float(json.loads(summary_file.read_text()).get("seconds") or 0.0)
+    summary = json.loads(summary_file.read_text())
+    if summary.get("same_run_as"):  # took another cell's run: it cost nothing
+        return None
+    total = float(summary.get("seconds") or 0.0)
     parts = dict.fromkeys(PARTS, 0.0)
     for event in RunFolder(cell_dir).read_events():
         part = "steps" if event.get("type") == "step" else _KIND.get(event.get("kind", ""), "other")

@@ -1,7 +1,8 @@
 """A stand-in for the run layer's ``execute`` in sweep tests: no model, deterministic numbers.
 
 Module-level functions, so that worker processes and Ray tasks can import them.  Behaviour:
-  * accuracy = a per-method base + 1 point per doubling of shots + 0.1 point per seed;
+  * accuracy = a per-method base + 1 point per doubling of shots (not for zero-shot and LLM-only, which
+    never read the few-shot images) + 0.1 point per seed;
   * ``lr == 9.0`` makes a NaN accuracy (a collapsed run);
   * a cell whose ``method:shots:seed`` is written in the file ``$SWEEP_FAKE_FAIL`` raises (a failing
     cell; the variable reaches worker processes and Ray workers, and a test removes the file to let
@@ -21,6 +22,8 @@ BASE = {"zero-shot": 0.60, "coop": 0.80, "llm-only": 0.62, "catalyst": 0.82, "pr
 def accuracy(method: str, shots: int, seed: int, lr: float = 0.002) -> float:
     if lr == 9.0:
         return float("nan")
+    if method in ("zero-shot", "llm-only"):  # as the real ones: they never read the few-shot images
+        shots = 1
     return BASE[method] + 0.01 * math.log2(shots) + 0.001 * seed
 
 

@@ -52,7 +52,7 @@ def test_ray_sweep_matches_local_and_brings_failures_back(ray_instance, tmp_path
     local = run_sweep(_config(), tmp_path / "local", executor=LocalExecutor(), cell_fn=fake_execute, progress=False)
     remote = run_sweep(_config(), tmp_path / "ray", executor=RayExecutor(), cell_fn=fake_execute, progress=False)
     assert remote.table == local.table and "failed: seed 2" in remote.table
-    assert (remote.ran, remote.failed) == (8, 1)
+    assert (remote.ran, remote.failed, remote.shared) == (6, 1, 2)  # zero-shot's 4-shot cells share the 1-shot runs
     cells = tmp_path / "ray" / "cells"
     assert sorted(p.name for p in cells.iterdir()) == sorted(p.name for p in (tmp_path / "local" / "cells").iterdir())
     assert (cells / "coop__4shot__seed1" / "summary.json").is_file()
@@ -63,7 +63,7 @@ def test_ray_sweep_matches_local_and_brings_failures_back(ray_instance, tmp_path
     # the failed cell travels with its state to a worker, resumes there, and its stale error is gone
     flag.unlink()
     again = run_sweep(_config(), tmp_path / "ray", executor=RayExecutor(), cell_fn=fake_execute, progress=False)
-    assert (again.ran, again.skipped, again.failed) == (1, 7, 0)
+    assert (again.ran, again.skipped, again.shared, again.failed) == (1, 5, 2, 0)
     assert '"resume": true' in (cells / "coop__1shot__seed2" / "calls.jsonl").read_text()
     assert not (cells / "coop__1shot__seed2" / "error.txt").exists()
 

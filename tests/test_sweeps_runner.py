@@ -52,7 +52,8 @@ def executor():
 def test_sweep_runs_every_cell_then_a_rerun_skips_them(tmp_path, executor):
     out = tmp_path / "sweep"
     result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
-    assert (result.ran, result.skipped, result.failed) == (18, 0, 0)
+    # zero-shot never reads the few-shot images: its 4-shot cells take the 1-shot runs
+    assert (result.ran, result.skipped, result.shared, result.failed) == (15, 0, 3, 0)
     assert {p.name for p in out.iterdir()} >= {"sweep.json", "cells", "results.csv", "table.md", "figure.html"}
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 18 and {r["status"] for r in rows} == {"done"}
@@ -69,7 +70,7 @@ def test_sweep_runs_every_cell_then_a_rerun_skips_them(tmp_path, executor):
     assert "<html>" in (out / "figure.html").read_text()[:200].lower()
 
     again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
-    assert (again.ran, again.skipped) == (0, 18)
+    assert (again.ran, again.skipped, again.shared) == (0, 15, 3)
     assert len(_calls(out, "coop__embedded__1shot__seed1")) == 1  # not called a second time
     assert FakeServer.started == 1  # nothing to run: no server started
     assert again.table == result.table
@@ -81,7 +82,7 @@ def test_failing_cell_is_recorded_and_retried_with_resume(tmp_path, executor, mo
     flag.write_text("coop:4:2")
     monkeypatch.setenv("SWEEP_FAKE_FAIL", str(flag))
     result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
-    assert (result.ran, result.failed) == (18, 1)
+    assert (result.ran, result.failed) == (15, 1)
     row = next(r for r in result.rows if r["cell_id"] == "coop__embedded__4shot__seed2")
     assert row["status"] == "failed" and "injected failure" in row["error"]
     trace = (out / "cells" / row["cell_id"] / "error.txt").read_text()
@@ -91,7 +92,7 @@ def test_failing_cell_is_recorded_and_retried_with_resume(tmp_path, executor, mo
 
     flag.unlink()
     again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
-    assert (again.ran, again.skipped, again.failed) == (1, 17, 0)
+    assert (again.ran, again.skipped, again.failed) == (1, 14, 0)
     assert [c["resume"] for c in _calls(out, row["cell_id"])] == [False, True]  # its state was left: resumed
     assert not (out / "cells" / row["cell_id"] / "error.txt").exists()
     assert "failed" not in again.table
@@ -182,7 +183,7 @@ def test_a_cell_whose_summary_was_deleted_is_resumed_not_counted_done(tmp_path, 
     cell = out / "cells" / "coop__embedded__4shot__seed2"
     (cell / "summary.json").unlink()  # outcome.json still says done
     again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
-    assert (again.ran, again.skipped) == (1, 17)
+    assert (again.ran, again.skipped) == (1, 14)
     assert _calls(out, "coop__embedded__4shot__seed2")[-1]["resume"] is True
     assert json.loads((cell / "summary.json").read_text())["test_accuracy"] == pytest.approx(accuracy("coop", 4, 2))
 
@@ -201,3 +202,51 @@ def test_workers_keep_the_threads_their_executor_gave_them(tmp_path, monkeypatch
     share = worker_threads(2, environ={})
     assert {o.summary["torch_threads"] for o in outcomes} == {share}
     assert share * 2 <= max(available_cpus(), 2)
+
+
+def test_cells_that_would_repeat_a_run_take_its_result(tmp_path, executor, monkeypatch):
+    """Zero-shot and LLM-only never read the few-shot images: one run per seed serves every shot count."""
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "shared"},
+        "defaults": {"steps": 4, "llm": "none"},
+        "grid": {"shots": [1, 4, 16], "seed": [1, 2]},
+        "methods": {"zero-shot": {"method": "zero-shot"}, "llm-only": {"method": "llm-only", "llm": "local"},
+                    "coop": {"method": "coop"}},
+    })
+    out = tmp_path / "sweep"
+    lines = []
+    result = run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False,
+                       on_budget=lambda b: lines.append(b.line()))
+    assert (result.ran, result.shared, result.failed) == (10, 8, 0)
+    assert lines[0].startswith("sweep 9/18 cells (8 shared)") and lines[-1].startswith("sweep 18/18 cells (8 shared)")
+    rows = {r["cell_id"]: r for r in result.rows}
+    assert len(rows) == 18 and {r["status"] for r in rows.values()} == {"done"}
+    for method in ("zero-shot", "llm-only"):
+        for seed in (1, 2):
+            ran = out / "cells" / f"{method}__1shot__seed{seed}"
+            assert len(_calls(out, ran.name)) == 1
+            for shots in (4, 16):
+                cell = f"{method}__{shots}shot__seed{seed}"
+                assert _calls(out, cell) == []  # never ran
+                assert rows[cell]["test_accuracy"] == rows[ran.name]["test_accuracy"]
+                assert rows[cell]["shots"] == shots
+                summary = json.loads((out / "cells" / cell / "summary.json").read_text())
+                assert summary["same_run_as"] == ran.name and summary["shots"] == shots
+    assert len(_calls(out, "coop__16shot__seed2")) == 1  # coop reads the shots: every cell runs
+
+    again = run_sweep(config, out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert (again.ran, again.skipped, again.shared) == (0, 10, 8) and again.table == result.table
+
+
+def test_a_failed_shared_run_fails_the_cells_that_share_it(tmp_path, executor, monkeypatch):
+    flag = tmp_path / "fail"
+    flag.write_text("zero-shot:1:2")
+    monkeypatch.setenv("SWEEP_FAKE_FAIL", str(flag))
+    out = tmp_path / "sweep"
+    result = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    rows = {r["cell_id"]: r for r in result.rows}
+    assert rows["zero-shot__embedded__4shot__seed2"]["status"] == "failed"
+    assert "zero-shot__embedded__1shot__seed2" in rows["zero-shot__embedded__4shot__seed2"]["error"]
+    flag.unlink()
+    again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
+    assert again.ran == 1 and {r["status"] for r in again.rows} == {"done"}

@@ -21,6 +21,7 @@ class SweepBudget:
     Attributes:
         total: cells in the grid.
         skipped: cells finished before this invocation (read, not run).
+        shared: cells that take another cell's run (:mod:`~catalyst_nb.sweeps.shared_runs`), never run.
         done: cells finished in this invocation (failed ones included).
         failed: of those, how many failed.
         cell_seconds: each finished cell's own run time (in its worker).
@@ -28,6 +29,7 @@ class SweepBudget:
 
     total: int
     skipped: int = 0
+    shared: int = 0
     done: int = 0
     failed: int = 0
     cell_seconds: list[float] = field(default_factory=list)
@@ -36,8 +38,9 @@ class SweepBudget:
     def __post_init__(self) -> None:
         if self.started < 0:
             self.started = time.perf_counter()
-        if self.total < 0 or not 0 <= self.skipped <= self.total:
-            raise ValueError(f"total={self.total!r}, skipped={self.skipped!r}: need 0 <= skipped <= total")
+        if self.total < 0 or self.skipped < 0 or self.shared < 0 or self.skipped + self.shared > self.total:
+            raise ValueError(f"total={self.total!r}, skipped={self.skipped!r}, shared={self.shared!r}: need "
+                             "0 <= skipped + shared <= total")
 
     def record(self, seconds: float, *, failed: bool = False) -> None:
         """Count one finished cell that ran for ``seconds``."""
@@ -47,7 +50,7 @@ class SweepBudget:
 
     @property
     def remaining(self) -> int:
-        return self.total - self.skipped - self.done
+        return self.total - self.skipped - self.shared - self.done
 
     @property
     def elapsed(self) -> float:
@@ -69,8 +72,9 @@ class SweepBudget:
     def line(self) -> str:
         """``sweep 12/108 cells (3 skipped, 1 failed): 41.2 s per cell, 8.3 min so far, about 66.0 min left``."""
         elapsed = self.elapsed
-        finished = self.skipped + self.done
+        finished = self.skipped + self.shared + self.done
         notes = [f"{self.skipped} skipped"] if self.skipped else []
+        notes += [f"{self.shared} shared"] if self.shared else []
         notes += [f"{self.failed} failed"] if self.failed else []
         head = f"sweep {finished}/{self.total} cells" + (f" ({', '.join(notes)})" if notes else "")
         per_cell, left = self.per_cell, self._left(elapsed)

@@ -77,8 +77,9 @@ def run_sweep_command(args: argparse.Namespace, echo: Echo) -> int:
         return 130
     minutes = (time.perf_counter() - started) / 60
     echo(result.table)
-    echo(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done; "
-          f"{minutes:.1f} min")
+    shared = f", {result.shared} shared another cell's run" if result.shared else ""
+    echo(f"{len(result.rows)} cells: {result.ran} run ({result.failed} failed), {result.skipped} already done"
+         f"{shared}; {minutes:.1f} min")
     for name, path in result.paths.items():
         echo(f"{name:8s} {path}")
     for row in result.rows:

@@ -131,6 +131,17 @@ class SweepFolder:
         """Keep how a cell's attempt ended next to its run (a finished one is then skipped on reruns)."""
         atomic_write_json(self.cell_dir(cell_id) / OUTCOME_FILE, {"status": status, "summary": summary, "error": error})
 
+    def record_shared(self, cell: Cell, status: str, summary: dict[str, Any] | None, error: str | None) -> None:
+        """Record the outcome of a cell that shares another cell's run, with its summary file when done
+        (so every finished cell's folder holds a ``summary.json``, as a run of its own would)."""
+        self.claim(cell)
+        summary_path = self.cell_dir(cell) / SUMMARY_FILE
+        if status == "done" and summary is not None:
+            atomic_write_json(summary_path, summary)
+        else:
+            summary_path.unlink(missing_ok=True)
+        self.record(cell.cell_id, status, summary, error)
+
     def summary(self, cell: Cell) -> dict[str, Any] | None:
         """The finished run's summary (the run layer's file first, else the recorded outcome's)."""
         try:

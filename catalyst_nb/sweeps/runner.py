@@ -23,6 +23,7 @@ from .figure import draw_figure, write_figure_html
 from .folder import SweepFolder
 from .grid import Cell, expand
 from .local_executor import LocalExecutor
+from .shared_runs import follower_outcome, followers_of, shared_runs
 from .table import markdown_table
 
 __all__ = ["Executor", "SweepResult", "run_sweep", "write_reports", "RESULTS_FILE", "TABLE_FILE", "FIGURE_FILE"]
@@ -40,7 +41,9 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class SweepResult:
-    """What a sweep produced: per-cell rows, seed-averaged groups, the table text and the files."""
+    """What a sweep produced: per-cell rows, seed-averaged groups, the table text and the files.
+
+    ``ran`` cells ran now, ``skipped`` had finished before, ``shared`` took another cell's run."""
 
     folder: Path
     rows: list[dict[str, Any]]
@@ -49,6 +52,7 @@ class SweepResult:
     ran: int
     skipped: int
     failed: int
+    shared: int = 0
     paths: dict[str, Path] = field(default_factory=dict)
 
 
@@ -101,32 +105,47 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
     """Run every unfinished cell of ``config`` into ``out`` and write the reports.
 
     Finished cells (``summary.json`` present) are read, not rerun; interrupted ones are resumed
-    (``resume=True``); a failing cell is recorded and the others go on.  ``on_budget`` is called with
+    (``resume=True``); a failing cell is recorded and the others go on.  Cells that would repeat another
+    cell's run (:mod:`~catalyst_nb.sweeps.shared_runs`) take its result when it finishes.  ``on_budget`` is called with
     the sweep's time budget (:class:`SweepBudget`) after every finished cell (the CLI echoes its line).
     """
     from tqdm.auto import tqdm
 
     cells = expand(config)
     folder = SweepFolder.prepare(out, config, cells, force=force)
+    shared = shared_runs(cells)
+    followers = followers_of(shared, cells)
     outcomes: dict[str, CellOutcome] = {}
     tasks: list[CellTask] = []
+
+    def settle_followers(ran: Cell, outcome: CellOutcome) -> None:
+        for cell in followers.get(ran.cell_id, ()):
+            follower = follower_outcome(cell, ran, outcome)
+            folder.record_shared(cell, follower.status, follower.summary, follower.error)
+            outcomes[cell.cell_id] = follower
+
     for cell in cells:
+        if cell.cell_id in shared:
+            continue
         state = folder.state(cell)
         summary = folder.summary(cell) if state == "done" else None
         if summary is not None:
             outcomes[cell.cell_id] = CellOutcome(cell.cell_id, "done", summary=summary)
+            settle_followers(cell, outcomes[cell.cell_id])
             continue
         run_dir = folder.claim(cell)
         tasks.append(CellTask(cell.cell_id, dict(cell.settings), str(run_dir), resume=state == "partial"))
-    skipped = len(cells) - len(tasks)
-    budget = SweepBudget(total=len(cells), skipped=skipped)
+    skipped = len(cells) - len(tasks) - len(shared)
+    budget = SweepBudget(total=len(cells), skipped=skipped, shared=len(shared))
+    by_id = {cell.cell_id: cell for cell in cells}
     executor = executor or LocalExecutor()
     failed = 0
-    bar = tqdm(total=len(cells), initial=skipped, desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(cells), initial=skipped + len(shared), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
     try:
         for outcome in executor.run(tasks, cell_fn):
             outcomes[outcome.cell_id] = outcome
             folder.record(outcome.cell_id, outcome.status, outcome.summary, outcome.error)
+            settle_followers(by_id[outcome.cell_id], outcome)
             failed += outcome.status == "failed"
             budget.record(outcome.seconds, failed=outcome.status == "failed")
             if on_budget is not None:
@@ -138,4 +157,4 @@ def run_sweep(config: SweepConfig, out: str | Path, *, executor: Executor | None
         bar.close()
         rows, groups, table, paths = write_reports(config, folder.root, cells, outcomes)
     return SweepResult(folder=folder.root, rows=rows, groups=groups, table=table, ran=len(tasks), skipped=skipped,
-                       failed=failed, paths=paths)
+                       failed=failed, shared=len(shared), paths=paths)
