@@ -78,6 +78,24 @@ class PidServer:
         return False
 
 
+class ChatPidServer:
+    """A stand-in for the chat model's server: URL ``/chat/v1`` on the PidServer's port; every start is
+    appended (the pid) to the file ``$SWEEP_FAKE_STARTS`` when that is set."""
+
+    def __init__(self):
+        self.base_url = f"http://127.0.0.1:{10000 + os.getpid() % 50000}/chat/v1"
+
+    def __enter__(self):
+        starts = os.environ.get("SWEEP_FAKE_STARTS")
+        if starts:
+            with open(starts, "a") as log:
+                log.write(f"{os.getpid()}\n")
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def slow_execute(config, run_dir, **kwargs):
     """A cell that says it started (``started`` holds the worker's pid), then runs for minutes."""
     import time

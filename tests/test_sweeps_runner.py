@@ -250,3 +250,52 @@ def test_a_failed_shared_run_fails_the_cells_that_share_it(tmp_path, executor, m
     flag.unlink()
     again = run_sweep(_config(), out, executor=executor, cell_fn=fake_execute, progress=False)
     assert again.ran == 1 and {r["status"] for r in again.rows} == {"done"}
+
+
+def test_each_worker_keeps_one_chat_model_server_for_all_its_chat_cells(tmp_path, monkeypatch):
+    """Cells with ``llm = "local-chat"`` get their worker's own chat server, started once per worker and
+    kept across its cells (each cell had started the 1.1 GB model itself); Gemma cells keep theirs."""
+    from sweep_fakes import ChatPidServer, PidServer
+
+    starts = tmp_path / "starts"
+    monkeypatch.setenv("SWEEP_FAKE_STARTS", str(starts))
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "chat"},
+        "defaults": {"steps": 4},
+        "grid": {"shots": [1, 4], "seed": [1, 2, 3]},
+        "methods": {"coop": {"method": "coop", "llm": "none"},
+                    "catalyst (gemma)": {"method": "catalyst", "llm": "local"},
+                    "catalyst (qwen)": {"method": "catalyst", "llm": "local-chat"}},
+    })
+    out = tmp_path / "sweep"
+    result = run_sweep(config, out, executor=LocalExecutor(jobs=2, llm_server_factory=PidServer,
+                                                           chat_server_factory=ChatPidServer),
+                       cell_fn=fake_execute, progress=False)
+    assert result.failed == 0 and result.ran == 18
+    workers = set()
+    for cell in (p.name for p in (out / "cells").iterdir()):
+        url = json.loads((out / "cells" / cell / "summary.json").read_text())["llm_url"]
+        (pid,) = {c["pid"] for c in _calls(out, cell)}
+        workers.add(pid)
+        port = 10000 + pid % 50000
+        expected = {"coop": None, "catalyst-gemma": f"http://127.0.0.1:{port}/v1",
+                    "catalyst-qwen": f"http://127.0.0.1:{port}/chat/v1"}[cell.split("__")[0]]
+        assert url == expected, cell
+    chat_starts = starts.read_text().split()
+    assert 1 <= len(chat_starts) == len(set(chat_starts)) <= 2 and set(map(int, chat_starts)) <= workers
+
+
+def test_one_cell_at_a_time_shares_one_server_per_local_model(tmp_path):
+    from sweep_fakes import ChatPidServer, PidServer
+
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "chat1"}, "defaults": {"steps": 4}, "grid": {"shots": [1], "seed": [1, 2]},
+        "methods": {"gemma": {"method": "llm-only", "llm": "local"}, "qwen": {"method": "llm-only", "llm": "local-chat"}},
+    })
+    result = run_sweep(config, tmp_path / "s", executor=LocalExecutor(llm_server_factory=PidServer,
+                                                                      chat_server_factory=ChatPidServer),
+                       cell_fn=fake_execute, progress=False)
+    urls = {r["cell_id"]: json.loads((tmp_path / "s" / "cells" / r["cell_id"] / "summary.json").read_text())["llm_url"]
+            for r in result.rows}
+    assert {urls["gemma__1shot__seed1"], urls["gemma__1shot__seed2"]} == {PidServer().base_url}
+    assert {urls["qwen__1shot__seed1"], urls["qwen__1shot__seed2"]} == {ChatPidServer().base_url}

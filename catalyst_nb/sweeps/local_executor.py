@@ -8,13 +8,15 @@ them, so ``jobs`` workers never run more compute threads than there are cores.  
 cells (process start and imports once per worker, measured 16 s on a busy 2-core machine) and loads
 each model once (:func:`start_worker`; 2.5 s per cell on that machine).
 
-When a cell asks for the embedded LLM (``llm = "local"``) and its method uses an LLM, it gets a server
-that outlives it, so no cell pays the model's start-up:
+When a cell asks for a local LLM (``llm = "local"``, the embedded Gemma, or ``"local-chat"``, the Qwen
+chat model) and its method uses an LLM, it gets a server that outlives it, so no cell pays the model's
+start-up (the chat model: 1.1 GB loaded, and the meta-prompt's shared beginning evaluated again, in
+every cell that started its own):
 
 - ``jobs=1``: ONE server for the whole sweep, its URL handed to every such cell; it lends the free cores
   (calls are synchronous, so it computes only while the one running cell waits for it).
-- ``jobs`` > 1: one server per worker, started at the worker's first such cell and stopped when the worker
-  ends, on the worker's own share of the CPUs.  One server shared by all workers was measured to be the
+- ``jobs`` > 1: one server per worker and model, started at the worker's first such cell and stopped when
+  the worker ends, on the worker's own share of the CPUs.  One server shared by all workers was measured to be the
   sweep's bottleneck: each worker's calls evicted the other's prompt from the server's cache, so every call
   evaluated its prompt again, and the calls of two workers queued behind each other (a catalyst cell spent
   37 of its 61 s waiting on LLM calls that take 12 s alone).  Per worker, a worker and its server never
@@ -34,30 +36,42 @@ from catalyst_nb.threads import assign_process_threads, worker_threads
 
 from .cell import CellFunction, CellOutcome, CellTask, run_cell
 
-__all__ = ["LocalExecutor", "needs_local_llm", "LLM_METHODS"]
+__all__ = ["LocalExecutor", "local_llm_of", "needs_local_llm", "LLM_METHODS"]
 
 LLM_METHODS = ("llm-only", "catalyst")
+_LOCAL_LLMS = ("local", "local-chat")
+
+
+def local_llm_of(settings: dict[str, Any]) -> str | None:
+    """The local LLM (``"local"`` or ``"local-chat"``) a cell would start a server for, else ``None``."""
+    llm = settings.get("llm", "local")
+    return llm if settings.get("method") in LLM_METHODS and llm in _LOCAL_LLMS else None
 
 
 def needs_local_llm(settings: dict[str, Any]) -> bool:
-    """Whether a cell would start the embedded LLM server on its own."""
-    return settings.get("method") in LLM_METHODS and settings.get("llm", "local") == "local"
+    """Whether a cell would start a local LLM server on its own."""
+    return local_llm_of(settings) is not None
 
 
-# A pool worker's own LLM server: how to make it (set by start_worker), and its URL once it runs.
-_WORKER_LLM: dict[str, Any] = {}
+# A pool worker's own LLM servers: how to make each (set by start_worker), and their URLs once they run.
+_WORKER_LLM: dict[str, Any] = {"factories": {}, "urls": {}}
 
 
-def start_worker(threads: int, server_factory: Callable[[], Any] | None = None) -> None:
+def start_worker(threads: int, server_factory: Callable[[], Any] | None = None,
+                 chat_server_factory: Callable[[], Any] | None = None) -> None:
     """A worker's set-up, once for all the cells it serves: its share of the CPUs for good, one model load
     per model (:func:`catalyst_nb.backbone.keep_loaded_models`) instead of one per cell, and how to make
-    its own LLM server should one of its cells need one (default: the embedded model on ``threads``)."""
+    its own LLM servers should its cells need them (default: the embedded model, and the chat model, each
+    on ``threads``)."""
     from catalyst_nb.backbone import keep_loaded_models
 
     assign_process_threads(threads)
     keep_loaded_models()
-    _WORKER_LLM.clear()
-    _WORKER_LLM["factory"] = server_factory or functools.partial(_worker_server, threads)
+    _WORKER_LLM["urls"] = {}
+    _WORKER_LLM["factories"] = {
+        "local": server_factory or functools.partial(_worker_server, threads),
+        "local-chat": chat_server_factory or functools.partial(_worker_chat_server, threads),
+    }
 
 
 def _worker_server(threads: int) -> Any:
@@ -66,25 +80,33 @@ def _worker_server(threads: int) -> Any:
     return LocalLLMServer(n_threads=threads)
 
 
-def _worker_llm_url() -> str:
-    """This worker's server's URL; the server starts at the first call and stops when the worker exits."""
-    if "url" not in _WORKER_LLM:
+def _worker_chat_server(threads: int) -> Any:
+    from catalyst_nb.llm.launcher import local_chat_server
+
+    return local_chat_server(n_threads=threads)
+
+
+def _worker_llm_url(kind: str = "local") -> str:
+    """This worker's ``kind`` server's URL; it starts at the first call and stops when the worker exits."""
+    urls = _WORKER_LLM["urls"]
+    if kind not in urls:
         import atexit
 
-        server = _WORKER_LLM["factory"]()
+        server = _WORKER_LLM["factories"][kind]()
         server.__enter__()
         atexit.register(server.__exit__, None, None, None)
-        _WORKER_LLM["url"] = server.base_url
-    return _WORKER_LLM["url"]
+        urls[kind] = server.base_url
+    return urls[kind]
 
 
 def run_in_worker(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome:
-    """A pool worker's cell: a cell that needs the embedded LLM gets this worker's own server.  A server
-    that fails to start fails that cell (with the reason), not the worker: the next cell tries again."""
-    if task.llm_url is None and needs_local_llm(task.settings):
+    """A pool worker's cell: a cell that needs a local LLM gets this worker's own server of that model.  A
+    server that fails to start fails that cell (with the reason), not the worker: the next cell tries again."""
+    kind = local_llm_of(task.settings)
+    if task.llm_url is None and kind is not None:
         started = time.perf_counter()
         try:
-            task = replace(task, llm_url=_worker_llm_url())
+            task = replace(task, llm_url=_worker_llm_url(kind))
         except Exception as exc:  # noqa: BLE001 - recorded as the cell's failure
             return CellOutcome(task.cell_id, "failed", error=f"local LLM server: {type(exc).__name__}: {exc}"[:500],
                                seconds=time.perf_counter() - started)
@@ -114,30 +136,46 @@ def _default_server_factory() -> Any:
     return LocalLLMServer(n_threads=server_threads())
 
 
+def _default_chat_server_factory() -> Any:
+    """The sweep's one chat-model server when one cell runs at a time (lends the free cores, as above)."""
+    from catalyst_nb.llm.launcher import local_chat_server
+    from catalyst_nb.threads import server_threads
+
+    return local_chat_server(n_threads=server_threads())
+
+
 class LocalExecutor:
     """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes.
 
-    ``llm_server_factory`` makes the local LLM server (a context manager with ``base_url``): the sweep's
-    one server with ``jobs=1``, each worker's own with ``jobs`` > 1 (then it must be picklable: a
-    module-level function or class).  Default: the embedded model (module docstring).
+    ``llm_server_factory`` and ``chat_server_factory`` make the local servers of the embedded model and of
+    the chat model (context managers with ``base_url``): the sweep's one server of each with ``jobs=1``,
+    each worker's own with ``jobs`` > 1 (then they must be picklable: module-level functions or classes).
+    Defaults: the two shipped models (module docstring).
     """
 
     name = "local"
 
-    def __init__(self, *, jobs: int = 1, llm_server_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, *, jobs: int = 1, llm_server_factory: Callable[[], Any] | None = None,
+                 chat_server_factory: Callable[[], Any] | None = None) -> None:
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
             raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
         self.jobs = jobs
         self.llm_server_factory = llm_server_factory
+        self.chat_server_factory = chat_server_factory
 
     @contextlib.contextmanager
-    def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[str | None]:
-        if not any(needs_local_llm(t.settings) for t in tasks):
-            yield None
-            return
-        server = (self.llm_server_factory or _default_server_factory)()
-        with server:
-            yield server.base_url
+    def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[dict[str, str]]:
+        """``{local LLM: URL}`` of one server per local model the tasks ask for, for the whole sweep."""
+        factories = {"local": self.llm_server_factory or _default_server_factory,
+                     "local-chat": self.chat_server_factory or _default_chat_server_factory}
+        kinds = {local_llm_of(t.settings) for t in tasks} - {None}
+        with contextlib.ExitStack() as stack:
+            urls = {}
+            for kind in sorted(kinds):
+                server = factories[kind]()
+                stack.enter_context(server)
+                urls[kind] = server.base_url
+            yield urls
 
     def run(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None = None) -> Iterator[CellOutcome]:
         """Yield each cell's outcome as it finishes (in finishing order when ``jobs`` > 1)."""
@@ -146,16 +184,17 @@ class LocalExecutor:
         if self.jobs > 1:
             yield from self._run_pool(tasks, cell_fn)
             return
-        with self._shared_llm(tasks) as url, _models_kept_here():
+        with self._shared_llm(tasks) as urls, _models_kept_here():
             for task in tasks:
-                yield run_cell(replace(task, llm_url=url) if needs_local_llm(task.settings) else task, cell_fn)
+                kind = local_llm_of(task.settings)
+                yield run_cell(replace(task, llm_url=urls[kind]) if kind is not None else task, cell_fn)
 
     def _run_pool(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None) -> Iterator[CellOutcome]:
         workers = min(self.jobs, len(tasks))
         threads = worker_threads(workers)
         pool = futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=start_worker, initargs=(threads, self.llm_server_factory),
+            initializer=start_worker, initargs=(threads, self.llm_server_factory, self.chat_server_factory),
         )
         pending = {pool.submit(run_in_worker, task, cell_fn): task for task in tasks}
         try:
