@@ -63,3 +63,20 @@ def test_excluded_row_is_skipped_even_when_closest():
 def test_projection_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         nearest_tokens(torch.randn(2, 3), torch.randn(9, 3), **kwargs)
+
+
+def test_kept_table_norms_follow_in_place_changes_and_new_tables():
+    """The squared norms of the table are kept between calls; an in-place change or another table must
+    not reuse them (brute force decides)."""
+    g = torch.Generator().manual_seed(5)
+    table, vectors = torch.randn(3000, 16, generator=g), torch.randn(6, 16, generator=g)
+
+    def brute(t):
+        return torch.cdist(vectors, t).topk(3, largest=False).indices
+
+    assert torch.equal(nearest_tokens(vectors, table, k=3).ids, brute(table))
+    table[: 1500].mul_(-0.25)  # same object, changed in place
+    assert torch.equal(nearest_tokens(vectors, table, k=3).ids, brute(table))
+    other = torch.randn(3000, 16, generator=g)
+    assert torch.equal(nearest_tokens(vectors, other, k=3).ids, brute(other))
+    assert torch.equal(nearest_tokens(vectors, table, k=3).ids, brute(table))
