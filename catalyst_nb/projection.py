@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["NearestTokens", "nearest_tokens", "METRICS"]
+__all__ = ["NearestTokens", "NearestTracker", "nearest_tokens", "METRICS"]
 
 METRICS = ("l2", "cosine")
 
@@ -108,3 +108,46 @@ def nearest_tokens(
         return NearestTokens(ids=ids.gather(1, order.indices).cpu(), scores=order.values.cpu(), metric=metric)
     order = scores.topk(k, dim=-1)
     return NearestTokens(ids=ids.gather(1, order.indices).cpu(), scores=order.values.cpu(), metric=metric)
+
+
+class NearestTracker:
+    """The nearest token of each slot of a context that moves a little at every step, found without a
+    vocabulary search while provably unchanged.
+
+    A run projects its context after every gradient step (the trajectory's text), and the full search
+    (a 30k-row table) cost as much as a quarter of the step.  After a full search this keeps, per slot,
+    the nearest token ``a`` at distance ``d1`` and the runner-up at ``d2``.  A slot that has moved by
+    ``delta`` since is at most ``d1 + delta`` from ``a`` and at least ``d2 - delta`` from any other token,
+    so while ``2 * delta`` is below the margin ``d2 - d1`` (less a float allowance) ``a`` is still the
+    nearest and only its distance is computed, the same way as the search computes it.  Any slot past
+    its margin, another table, a table changed in place or other excluded ids mean a full search.  L2, top-1
+    only: cosine and top-k calls go to :func:`nearest_tokens` directly.
+    """
+
+    _SLACK = 1e-4  # relative float allowance on the margin (distances are float32)
+
+    def __init__(self) -> None:
+        self._last: dict[str, object] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_last": None}  # a copy starts afresh (the kept search holds a weak reference)
+
+    def nearest(self, vectors: torch.Tensor, table: torch.Tensor, *, exclude_ids: Sequence[int] = ()) -> NearestTokens:
+        """As ``nearest_tokens(vectors, table, metric="l2", k=1, exclude_ids=exclude_ids)``."""
+        vectors = vectors.detach().float()
+        key = (tuple(sorted(set(int(i) for i in exclude_ids))), table._version, tuple(table.shape))
+        last = self._last
+        if last is not None and last["table"]() is table and last["key"] == key \
+                and last["vectors"].shape == vectors.shape:  # type: ignore[union-attr]
+            moved = (vectors - last["vectors"]).norm(dim=-1)  # type: ignore[operator]
+            if bool((2 * moved < last["margin"]).all()):
+                ids = last["ids"]
+                rows = table.detach().to(vectors.device, torch.float32)[ids]  # type: ignore[index]
+                exact = (vectors.unsqueeze(1) - rows).norm(dim=-1)
+                return NearestTokens(ids=ids.cpu(), scores=exact.cpu(), metric="l2")  # type: ignore[union-attr]
+        found = nearest_tokens(vectors, table, metric="l2", k=2, exclude_ids=exclude_ids)
+        d1, d2 = found.scores[:, 0], found.scores[:, 1]
+        margin = (d2 - d1) - self._SLACK * d2
+        self._last = {"table": weakref.ref(table), "key": key, "vectors": vectors.clone(),
+                      "ids": found.ids[:, :1].to(vectors.device), "margin": margin.to(vectors.device)}
+        return NearestTokens(ids=found.ids[:, :1], scores=found.scores[:, :1], metric="l2")

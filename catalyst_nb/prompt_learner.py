@@ -24,7 +24,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from catalyst_nb.backbone import ClipBackbone, encode_text_from_embeddings, real_prompt_length
-from catalyst_nb.projection import NearestTokens, nearest_tokens
+from catalyst_nb.projection import NearestTokens, NearestTracker, nearest_tokens
 from catalyst_nb.shared_prefix import PrefixCache, encode_prefix, encode_suffix, pool_positions, shared_prefix_blocker
 
 __all__ = ["PromptLearner", "ContextText", "LoadReport", "CLASS_POSITIONS", "TokenizationWarning", "fit_template"]
@@ -205,6 +205,7 @@ class PromptLearner(nn.Module):
         self.n_ctx = int(n_ctx)
         self.class_specific = bool(class_specific)
         self.class_token_position = class_token_position
+        self._trackers: dict[int, NearestTracker] = {}  # per context row, for to_text
         self.ctx_init = ctx_init
         self.filler = filler
         filler_ids = tok.encode(filler)
@@ -435,8 +436,14 @@ class PromptLearner(nn.Module):
         tok = self.clip.tokenizer
         table = self.clip.token_embedding.weight
         texts, templates, ids, dists, topk = [], [], [], [], []
-        for row in self._context_rows():
-            near = nearest_tokens(row.float(), table, metric=metric, k=k, exclude_ids=tok.excluded_ids)
+        # the L2 nearest token, read after every step, comes from a tracker per context row that searches
+        # the vocabulary only when a slot may have changed its nearest token (NearestTracker)
+        trackers = self._trackers
+        for i, row in enumerate(self._context_rows()):
+            if metric == "l2" and k == 1:
+                near = trackers.setdefault(i, NearestTracker()).nearest(row.float(), table, exclude_ids=tok.excluded_ids)
+            else:
+                near = nearest_tokens(row.float(), table, metric=metric, k=k, exclude_ids=tok.excluded_ids)
             row_ids = near.nearest
             texts.append(tok.decode(row_ids))
             templates.append(self._template_for(row_ids))

@@ -77,6 +77,9 @@ class Trajectory(Sequence[StepRecord]):
 
     def __init__(self, records: Sequence[StepRecord] = ()):
         self._records: list[StepRecord] = []
+        # the records' dict forms, made once each: a run saves its whole trajectory every few seconds,
+        # and converting every record again each time grew with the square of the steps
+        self._dicts: list[dict[str, Any]] = []
         for r in records:
             self.append(r)
 
@@ -112,7 +115,10 @@ class Trajectory(Sequence[StepRecord]):
         return list(seen)
 
     def to_dicts(self) -> list[dict[str, Any]]:
-        return [r.to_dict() for r in self._records]
+        """Every record's :meth:`StepRecord.to_dict` (new dicts: the caller may change them)."""
+        self._dicts.extend(r.to_dict() for r in self._records[len(self._dicts):])
+        return [{**d, "token_ids": list(d["token_ids"])} if d["token_ids"] is not None else dict(d)
+                for d in self._dicts]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``<path>`` as JSON Lines, atomically (a crash leaves the old file or the new one)."""

@@ -80,3 +80,32 @@ def test_kept_table_norms_follow_in_place_changes_and_new_tables():
     other = torch.randn(3000, 16, generator=g)
     assert torch.equal(nearest_tokens(vectors, other, k=3).ids, brute(other))
     assert torch.equal(nearest_tokens(vectors, table, k=3).ids, brute(table))
+
+
+def test_tracker_gives_the_full_search_result_at_every_step_and_skips_most_searches(monkeypatch):
+    """A context walking in small steps (and jumping now and then, as a restart does) is read by the
+    tracker exactly as by a full search: same ids, same distances; the table changed in place and other
+    excluded ids are noticed."""
+    import catalyst_nb.projection as projection
+
+    g = torch.Generator().manual_seed(11)
+    table = torch.randn(4000, 24, generator=g)
+    ctx = table[[5, 17, 300, 2900]].clone()
+    searches = []
+    real = projection.nearest_tokens
+    monkeypatch.setattr(projection, "nearest_tokens", lambda *a, **kw: searches.append(1) or real(*a, **kw))
+    tracker = projection.NearestTracker()
+    excluded = (0, 1, 2)
+    for step in range(300):
+        ctx += 0.01 * torch.randn(ctx.shape, generator=g)
+        if step in (100, 200):
+            ctx = table[[40, 41, 42, 43]] + 0.3 * torch.randn(ctx.shape, generator=g)  # a restart
+        if step == 150:
+            table[:2000].mul_(1.001)  # changed in place
+        if step == 250:
+            excluded = (0, 1, 2, int(tracker.nearest(ctx, table, exclude_ids=excluded).ids[0, 0]))
+        got = tracker.nearest(ctx, table, exclude_ids=excluded)
+        want = real(ctx, table, k=1, exclude_ids=excluded)
+        assert torch.equal(got.ids, want.ids), step
+        assert torch.equal(got.scores, want.scores), step
+    assert 5 <= len(searches) < 150  # mostly no search; every jump, table change and exclusion change searched
