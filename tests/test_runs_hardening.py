@@ -487,3 +487,33 @@ def test_a_sweep_cell_whose_summary_was_deleted_is_finished_again(tmp_path):
     record = load_run(cell)
     assert record.finished and record.summary["test_accuracy"] == summary["test_accuracy"]
     assert [r["test_accuracy"] for r in again.rows] == [r["test_accuracy"] for r in first.rows]
+
+
+def test_a_stop_inside_a_step_writes_no_half_done_state(tmp_path, monkeypatch):
+    """The state is written every few seconds of steps and when a run stops; a stop (Ctrl-C) that lands
+    inside a unit must not write the optimizer's state of that moment, or the resume would skip a step.
+    Resumed, the run ends with exactly the events of a run that was never stopped."""
+    import catalyst_nb.experiment.experiment as experiment
+    from catalyst_nb.experiment import Experiment
+
+    monkeypatch.setattr(experiment, "STATE_EVERY_S", 1e9)  # only round events and the end write the state
+    config = RunConfig(method="coop", llm="none", **{**TINY, "steps": 30})
+    execute(config, tmp_path / "whole", progress=False)
+
+    def stop_at_step_13(optimizer, record):
+        if record.step == 13:
+            raise KeyboardInterrupt
+
+    with Experiment(config, folder=tmp_path / "stopped", progress=False) as exp:
+        exp.optimizer.register_step_hook(stop_at_step_13)
+        with pytest.raises(KeyboardInterrupt):
+            exp.run(progress=False)
+    with Experiment(config, folder=tmp_path / "stopped", resume=True, progress=False) as exp:
+        assert len(exp.events) < 13  # it went back to the last state written, not to the stop
+        exp.run(progress=False)
+
+    def events(folder):
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                for line in (folder / "events.jsonl").read_text().splitlines()]
+
+    assert events(tmp_path / "stopped") == events(tmp_path / "whole")

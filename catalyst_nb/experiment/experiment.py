@@ -92,6 +92,7 @@ class Experiment:
         self._started = time.perf_counter()
         self._saved_at = self._started
         self._unsaved = False
+        self._in_unit = False  # inside a unit of work: the optimizer may hold half of a step
         self._summary: dict[str, Any] | None = None
         self._own_client: Any = None
         self._hand_written: tuple[str, Any] | None = None
@@ -206,10 +207,12 @@ class Experiment:
         self._record_emitted()  # a decision taken on the optimizer between two calls (the approval panel)
         if self.done:
             raise RuntimeError(f"the {self.config.method} run is done; nothing left to step")
+        self._in_unit = True
         if self.config.method == "llm-only":
             events = [self._llm_only_round()]
         else:
             events = self._events_of(self.optimizer.step())
+        self._in_unit = False
         self._record(events)
         return events[-1]
 
@@ -220,9 +223,11 @@ class Experiment:
         otherwise at most every :data:`STATE_EVERY_S` seconds of gradient steps: the state is the whole
         optimizer (checksummed, synced to disk), and writing it after each 60 ms step cost 7 ms a step.
         A crash loses at most those seconds of steps; the resume is exact from the state written (the
-        events after it are dropped and taken again)."""
-        if self.folder is None or not self._unsaved:
-            return
+        events after it are dropped and taken again).  A unit stopped half-way (Ctrl-C inside a step) is
+        never written: the state of the last recorded unit is not in memory any more, so that stop loses
+        the steps since the last write, as a crash does."""
+        if self.folder is None or not self._unsaved or self._in_unit:
+            return  # nothing new, or stopped inside a unit (its half-done state would not resume exactly)
         key = "llm" if self.config.method == "llm-only" else "optimizer"
         self.folder.save_state({key: self.optimizer.state_dict()}, n_events=len(self.events))
         self._unsaved = False
@@ -242,7 +247,7 @@ class Experiment:
                 if bar is not None:
                     bar.update(self._progress_position() - bar.n)
         finally:
-            self.save_state()  # also when stopped (Ctrl-C): nothing done here is taken again on resume
+            self.save_state()  # also when stopped between units (Ctrl-C); a unit stopped half-way is not written
             if bar is not None:
                 bar.close()
         return self.summary()
