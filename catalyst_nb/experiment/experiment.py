@@ -157,8 +157,7 @@ class Experiment:
         self.events: list[dict[str, Any]] = []
         if resume and self.folder is not None and self.folder.state_file.exists():
             state, n_events = self.folder.load_state()
-            key = "llm" if config.method == "llm-only" else "optimizer"
-            self.folder.restore(self.optimizer.load_state_dict, state[key])
+            self.folder.restore(self.optimizer.load_state_dict, state[self._state_key])
             self.folder.truncate_events(n_events)
             self.events = list(self.folder.read_events())
             if self.folder.is_finished():  # a finished run read back: its summary is the one it wrote
@@ -216,6 +215,11 @@ class Experiment:
         self._record(events)
         return events[-1]
 
+    @property
+    def _state_key(self) -> str:
+        """The saved state's entry for the optimizer (LLM-only saves its LLM optimizer)."""
+        return "llm" if self.config.method == "llm-only" else "optimizer"
+
     def save_state(self) -> None:
         """Write the state the folder resumes from, if a unit was recorded since the last write.
 
@@ -228,8 +232,7 @@ class Experiment:
         the steps since the last write, as a crash does."""
         if self.folder is None or not self._unsaved or self._in_unit:
             return  # nothing new, or stopped inside a unit (its half-done state would not resume exactly)
-        key = "llm" if self.config.method == "llm-only" else "optimizer"
-        self.folder.save_state({key: self.optimizer.state_dict()}, n_events=len(self.events))
+        self.folder.save_state({self._state_key: self.optimizer.state_dict()}, n_events=len(self.events))
         self._unsaved = False
         self._saved_at = time.perf_counter()
 

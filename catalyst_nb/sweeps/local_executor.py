@@ -13,7 +13,7 @@ chat model) and its method uses an LLM, it gets a server that outlives it, so no
 start-up (the chat model: 1.1 GB loaded, and the meta-prompt's shared beginning evaluated again, in
 every cell that started its own):
 
-- ``jobs=1``: ONE server for the whole sweep, its URL handed to every such cell; it lends the free cores
+- ``jobs=1``: ONE server per model for the whole sweep, its URL handed to every such cell; it lends the free cores
   (calls are synchronous, so it computes only while the one running cell waits for it).
 - ``jobs`` > 1: one server per worker and model, started at the worker's first such cell and stopped when
   the worker ends, on the worker's own share of the CPUs.  One server shared by all workers was measured to be the
@@ -32,25 +32,20 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Sequence
 
+from catalyst_nb.runs.config import LOCAL_LLMS
 from catalyst_nb.threads import assign_process_threads, worker_threads
 
 from .cell import CellFunction, CellOutcome, CellTask, run_cell
 
-__all__ = ["LocalExecutor", "local_llm_of", "needs_local_llm", "LLM_METHODS"]
+__all__ = ["LocalExecutor", "local_llm_of", "LLM_METHODS"]
 
 LLM_METHODS = ("llm-only", "catalyst")
-_LOCAL_LLMS = ("local", "local-chat")
 
 
 def local_llm_of(settings: dict[str, Any]) -> str | None:
     """The local LLM (``"local"`` or ``"local-chat"``) a cell would start a server for, else ``None``."""
     llm = settings.get("llm", "local")
-    return llm if settings.get("method") in LLM_METHODS and llm in _LOCAL_LLMS else None
-
-
-def needs_local_llm(settings: dict[str, Any]) -> bool:
-    """Whether a cell would start a local LLM server on its own."""
-    return local_llm_of(settings) is not None
+    return llm if settings.get("method") in LLM_METHODS and llm in LOCAL_LLMS else None
 
 
 # A pool worker's own LLM servers: how to make each (set by start_worker), and their URLs once they run.
@@ -68,22 +63,24 @@ def start_worker(threads: int, server_factory: Callable[[], Any] | None = None,
     assign_process_threads(threads)
     keep_loaded_models()
     _WORKER_LLM["urls"] = {}
-    _WORKER_LLM["factories"] = {
-        "local": server_factory or functools.partial(_worker_server, threads),
-        "local-chat": chat_server_factory or functools.partial(_worker_chat_server, threads),
-    }
+    _WORKER_LLM["factories"] = _server_factories(server_factory, chat_server_factory, threads)
 
 
-def _worker_server(threads: int) -> Any:
-    from catalyst_nb.llm.launcher import LocalLLMServer
+def _local_server(kind: str, threads: int | None) -> Any:
+    """A (not yet started) server of the local model ``kind`` on ``threads`` (``None``: the CPUs other work
+    leaves free, :func:`catalyst_nb.threads.server_threads`, counted now)."""
+    from catalyst_nb.llm.launcher import LocalLLMServer, local_chat_server
+    from catalyst_nb.threads import server_threads
 
-    return LocalLLMServer(n_threads=threads)
+    n_threads = server_threads() if threads is None else threads
+    return local_chat_server(n_threads=n_threads) if kind == "local-chat" else LocalLLMServer(n_threads=n_threads)
 
 
-def _worker_chat_server(threads: int) -> Any:
-    from catalyst_nb.llm.launcher import local_chat_server
-
-    return local_chat_server(n_threads=threads)
+def _server_factories(server_factory: Callable[[], Any] | None, chat_server_factory: Callable[[], Any] | None,
+                      threads: int | None) -> dict[str, Callable[[], Any]]:
+    """``{local LLM: how to make its server}``: the given factories, else the shipped models on ``threads``."""
+    given = {"local": server_factory, "local-chat": chat_server_factory}
+    return {kind: given[kind] or functools.partial(_local_server, kind, threads) for kind in LOCAL_LLMS}
 
 
 def _worker_llm_url(kind: str = "local") -> str:
@@ -128,22 +125,6 @@ def _models_kept_here() -> Iterator[None]:
             backbone.keep_loaded_models(False)
 
 
-def _default_server_factory() -> Any:
-    """The sweep's one server when one cell runs at a time: it lends the free cores (calls are synchronous)."""
-    from catalyst_nb.llm.launcher import LocalLLMServer
-    from catalyst_nb.threads import server_threads
-
-    return LocalLLMServer(n_threads=server_threads())
-
-
-def _default_chat_server_factory() -> Any:
-    """The sweep's one chat-model server when one cell runs at a time (lends the free cores, as above)."""
-    from catalyst_nb.llm.launcher import local_chat_server
-    from catalyst_nb.threads import server_threads
-
-    return local_chat_server(n_threads=server_threads())
-
-
 class LocalExecutor:
     """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes.
 
@@ -165,9 +146,9 @@ class LocalExecutor:
 
     @contextlib.contextmanager
     def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[dict[str, str]]:
-        """``{local LLM: URL}`` of one server per local model the tasks ask for, for the whole sweep."""
-        factories = {"local": self.llm_server_factory or _default_server_factory,
-                     "local-chat": self.chat_server_factory or _default_chat_server_factory}
+        """``{local LLM: URL}`` of one server per local model the tasks ask for, for the whole sweep; each
+        lends the free cores (calls are synchronous: it computes only while the running cell waits)."""
+        factories = _server_factories(self.llm_server_factory, self.chat_server_factory, None)
         kinds = {local_llm_of(t.settings) for t in tasks} - {None}
         with contextlib.ExitStack() as stack:
             urls = {}
