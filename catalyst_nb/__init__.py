@@ -8,8 +8,8 @@ cell build their runs the same way, so a notebook and the command line give the 
     from catalyst_nb import Experiment
 
     with Experiment(method="catalyst", shots=16, steps=250) as exp:
-        exp.run()
-        print(exp.evaluate("test").accuracy)
+        summary = exp.run()                      # the summary dict, as summary.json holds it
+        accuracy = exp.evaluate("test").accuracy
 
 The optimizers it drives are public too, for work below the experiment: :class:`GradientPromptOptimizer`
 (step-wise CoOp on a :class:`PromptLearner`), :class:`LLMPromptOptimizer` (an LLM proposes templates

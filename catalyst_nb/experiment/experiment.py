@@ -13,7 +13,7 @@ resumes exactly.
 
     with Experiment.from_toml("run.toml", shots=4) as exp:   # or Experiment(method="coop", steps=100)
         exp.run()                                            # to the end, or until a restart awaits approval
-        print(exp.evaluate("test").accuracy, exp.summary())
+        accuracy, summary = exp.evaluate("test").accuracy, exp.summary()
 """
 from __future__ import annotations
 
