@@ -13,7 +13,10 @@ Variants (torch's threads and the local LLM server's):
   reserve   the catalyst with the old policy: the server's one core reserved for the whole run (torch
             gets the free CPUs less one) and the server started at the first call;
   lend      the server lends its cores (the shipped policy): torch gets the free CPUs, the server is
-            started on the free CPUs too and loads while the first stage runs;
+            started on the free CPUs too and loads while the first stage runs; a round's 8 samples are
+            the 8 choices of one call, decoded as one batch by the embedded model's own server;
+  lend-sep  as lend, but llama-cpp-python's server and a round's 8 samples as 8 separate calls (before);
+  projection  the catalyst's loop without an LLM (the projection-restarts control: candidates scored, no LLM);
   lend1     as lend, the server on one thread;
   lend-all  as lend, torch and the server on every CPU, busy or not;
   probe     lend, with the probe restart policy (10 steps, top 2: three forks, batched).
@@ -23,6 +26,7 @@ Variants (torch's threads and the local LLM server's):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -34,12 +38,14 @@ from typing import Any
 import torch
 
 from catalyst_nb.experiment import execute
+from catalyst_nb.llm.batch_decoding import choice_seed
+from catalyst_nb.llm.client import LLMResponse
 from catalyst_nb.llm.launcher import LocalLLMServer, WarmingLocalClient
 from catalyst_nb.runs import RunConfig
 from catalyst_nb.threads import THREADS_ENV, available_cpus, free_cpus
 
 DEMO = dict(shots=16, n_ctx=8, steps=250, rounds=3, seed=1)
-VARIANTS = ("coop", "coop-all", "reserve", "lend", "lend1", "lend-all", "probe")
+VARIANTS = ("coop", "coop-all", "reserve", "lend", "lend-sep", "projection", "lend1", "lend-all", "probe")
 PARTS = ("setup", "steps", "llm", "scoring", "eval", "probe", "restart", "bookkeeping", "tail")
 
 
@@ -50,16 +56,38 @@ class _StartAtFirstCall:
 
     def __init__(self, n_threads: int) -> None:
         self.model = "gemma-3-270m"
-        self._server = LocalLLMServer(n_threads=n_threads)
+        self._server = LocalLLMServer(n_threads=n_threads, engine="llama-cpp")
         self._client: Any = None
 
     def complete(self, request: Any) -> Any:
         if self._client is None:
             self._client = self._server.start().completion_client()
-        return self._client.complete(request)
+        return _separately(self._client, request)
 
     def close(self) -> None:
         self._server.stop()
+
+
+def _separately(client: Any, request: Any) -> Any:
+    """A request's ``n`` choices as ``n`` calls of one choice each (seeded as the batched server seeds its
+    choices), as the catalyst sent a round's samples before its server decoded them together."""
+    replies = [client.complete(dataclasses.replace(request, n=1, seed=choice_seed(request.seed, i)))
+               for i in range(request.n)]
+    return LLMResponse(texts=tuple(t for r in replies for t in r.texts), model=replies[0].model,
+                       prompt_tokens=sum(r.prompt_tokens or 0 for r in replies),
+                       completion_tokens=sum(r.completion_tokens or 0 for r in replies),
+                       latency_s=sum(r.latency_s for r in replies),
+                       finish_reasons=tuple(f for r in replies for f in r.finish_reasons))
+
+
+class _SeparateCalls(WarmingLocalClient):
+    """The shipped client on llama-cpp-python's server, a request's choices sent as separate calls."""
+
+    def __init__(self) -> None:
+        super().__init__(engine="llama-cpp")
+
+    def complete(self, request: Any) -> Any:
+        return _separately(super(), request)
 
 
 def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
@@ -75,6 +103,10 @@ def _setting(variant: str, steps: int) -> tuple[RunConfig, int, Any]:
         return coop, cpus, None
     if variant == "reserve":
         return config, max(1, free - 1), _StartAtFirstCall(1)
+    if variant == "projection":
+        return RunConfig(method="projection-restarts", llm="none", **demo), free, None
+    if variant == "lend-sep":
+        return config, free, _SeparateCalls()
     if variant == "lend1":
         return config, free, WarmingLocalClient(n_threads=1)
     if variant == "lend-all":

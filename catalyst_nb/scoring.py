@@ -6,8 +6,8 @@ context holds after ``load_text``: with ``n_ctx=4`` and the class at the end it 
 by the score of the full prompt would compare the wrong things, so :class:`TemplateScorer` scores both:
 the template as loaded (what decisions use) and the raw hard prompt (shown beside it where they differ).
 
-The as-loaded prompts of many templates are encoded in one batched no-grad pass
-(:meth:`PromptLearner.text_features_for`), so a round's K candidates cost a few text-tower calls.
+A template is scored once per scorer and remembered (a round's candidates mostly repeat the last round's);
+several soft contexts are encoded in one batched no-grad pass (:meth:`PromptLearner.text_features_for`).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class TemplateScorer:
     Args:
         learner: whose layout (``n_ctx``, class position, class-specific or not) defines "as loaded".
         split: the scoring split (never the split whose accuracy is reported).
-        chunk: templates encoded per batched pass.
+        chunk: contexts encoded per batched pass (:meth:`contexts`).
         raw: also score the raw hard prompt of each template.
     """
 
@@ -71,6 +71,7 @@ class TemplateScorer:
         self.chunk = int(chunk)
         self.raw = bool(raw)
         self._scale = learner.clip.logit_scale
+        self._known: dict[str, TemplateScore] = {}  # template -> its score (see score())
 
     def _evaluate(self, weights: torch.Tensor) -> EvalResult:
         return evaluate_classifier(weights, self.split, logit_scale=self._scale)
@@ -103,22 +104,29 @@ class TemplateScorer:
 
     @torch.no_grad()
     def score(self, templates: Sequence[str]) -> list[TemplateScore]:
-        """Score each template as loaded (batched) and, if ``raw``, as the hard prompt it is."""
-        fitted: list[tuple[int, list[int], LoadReport]] = []
-        out: list[TemplateScore | None] = [None] * len(templates)
-        for i, template in enumerate(templates):
-            try:
-                ids, report = self.learner.fit_text(template)
-            except ValueError as exc:
-                out[i] = TemplateScore(template, None, None, None, None, None, None, error=str(exc))
-                continue
-            fitted.append((i, ids, report))
-        if fitted:
-            ctx = torch.stack([self.learner.context_from_ids(ids) for _, ids, _ in fitted])
-            loaded_results = self.contexts(ctx)
-            raw = self._raw([templates[i] for i, _, _ in fitted]) if self.raw else {}
-            for (i, ids, report), res in zip(fitted, loaded_results):
-                raw_res = raw.get(templates[i])
-                out[i] = TemplateScore(templates[i], res.loss, res.accuracy, raw_res.loss if raw_res else None,
-                                       raw_res.accuracy if raw_res else None, self.learner.loaded_template(ids), report)
-        return [s for s in out if s is not None]
+        """Score each template as loaded and, if ``raw``, as the hard prompt it is (one result each).
+
+        Each template is scored on its own and remembered.  A round's candidates mostly repeat the last
+        round's, so a template met again costs nothing; and a template's score never depends on the
+        templates it came with: a batched pass rounds differently with the batch's size (about 1e-7), so
+        a resumed run, which starts with nothing remembered, would otherwise score a template differently
+        from the uninterrupted run.  One template is one pass over the split's classes, which costs about
+        what its share of a batched pass did.
+        """
+        return [self._score_one(t) for t in templates]
+
+    def _score_one(self, template: str) -> TemplateScore:
+        known = self._known.get(template)
+        if known is not None:
+            return known
+        try:
+            ids, report = self.learner.fit_text(template)
+        except ValueError as exc:
+            result = TemplateScore(template, None, None, None, None, None, None, error=str(exc))
+        else:
+            loaded = self.contexts(self.learner.context_from_ids(ids).unsqueeze(0))[0]
+            raw = self._raw([template]).get(template) if self.raw else None
+            result = TemplateScore(template, loaded.loss, loaded.accuracy, raw.loss if raw else None,
+                                   raw.accuracy if raw else None, self.learner.loaded_template(ids), report)
+        self._known[template] = result
+        return result

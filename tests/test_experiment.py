@@ -172,7 +172,11 @@ def test_settings_come_flat_nested_or_from_a_file_alike(tmp_path):
         RunConfig(llm={"samples": 0})
     from catalyst_nb.experiment.build import llm_overrides
 
-    assert llm_overrides(RunConfig(seed=3, llm_temperature=1.3)) == {"seed": 3, "temperature": 1.3}
+    # the embedded model's server decodes a round's samples together; another server gets separate calls
+    assert llm_overrides(RunConfig(seed=3, llm_temperature=1.3)) == {"seed": 3, "temperature": 1.3,
+                                                                     "batch_samples": True}
+    assert llm_overrides(RunConfig(seed=3, llm="http://127.0.0.1:9/v1", llm_kind="completion")) == {"seed": 3}
+    assert "batch_samples" not in llm_overrides(RunConfig(llm="local-chat"))
     from catalyst_nb.runs.config import load_toml
 
     assert RunConfig.from_dict(load_toml(conf)) == nested

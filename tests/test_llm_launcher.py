@@ -245,7 +245,9 @@ def test_warming_client_starts_at_once_answers_later_and_lends_its_cores(fake_py
     client = WarmingLocalClient(n_threads=2, model_path=model_file, python=str(fake_python), startup_timeout=20)
     try:
         assert client.is_running and not client._server._ready  # started, not waited for: the stage runs meanwhile
-        assert client._server.command()[-4:] == ["--n_threads", "2", "--n_threads_batch", "2"]
+        command = client._server.command()
+        assert command[1:3] == ["-m", "catalyst_nb.llm.batch_server"]  # the embedded model's batched server
+        assert command[-2:] == ["--n-threads", "2"]
         assert llm_server_threads(client) == 0  # torch keeps every core: the server only computes during a call
         resp = client.complete(LLMRequest(model=client.model, prompt="1."))
         assert "a photo of a {}" in resp.text
@@ -262,3 +264,23 @@ def test_warming_client_reports_a_failed_start_at_the_first_call(tmp_path, fake_
     assert not client.is_running
     with pytest.raises(LocalServerError, match="model file not found"):
         client.complete(LLMRequest(model=client.model, prompt="1."))
+
+
+def test_each_engine_s_command_line_and_the_chat_model_s_engine(fake_python, model_file):
+    from catalyst_nb.llm.launcher import local_chat_server
+
+    batched = make(fake_python, model_file, port=8123, n_threads=3)
+    assert batched.command()[1:] == ["-m", "catalyst_nb.llm.batch_server", "--model", str(model_file), "--alias",
+                                     "gemma-3-270m", "--host", "127.0.0.1", "--port", "8123", "--n-ctx", "2048",
+                                     "--n-threads", "3"]
+    plain = make(fake_python, model_file, port=8123, engine="llama-cpp")
+    assert plain.command()[1:3] == ["-m", "llama_cpp.server"] and "--model_alias" in plain.command()
+    with pytest.raises(ValueError, match="engine must be one of"):
+        make(fake_python, model_file, engine="vllm")
+    # the chat model needs llama-cpp-python's chat templates
+    assert local_chat_server(model_path=model_file, python=str(fake_python)).engine == "llama-cpp"
+    with make(fake_python, model_file) as running:
+        with pytest.raises(LocalServerError, match="completions only"):
+            running.chat_client()
+    with make(fake_python, model_file, engine="llama-cpp") as running:
+        assert running.chat_client().kind == "chat"

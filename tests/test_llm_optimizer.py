@@ -27,6 +27,7 @@ from catalyst_nb.candidates import Candidate
 from catalyst_nb.llm.optimizer import LLMPromptOptimizer
 from catalyst_nb.llm.client import request_key
 from catalyst_nb.llm.sampling_seed import sampling_seed
+from catalyst_nb.optimizer_state import StateError
 from llm_fixtures.fake_openai import FakeOpenAIServer, Reply, chat_body
 
 SECRET = "sk-test-SECRET-optimizer-7"
@@ -282,6 +283,26 @@ def test_samples_make_several_calls_per_round_with_distinct_seeds():
     assert "loss" not in client.requests[0].prompt
     assert [p.template for p in new] == ["a {} on a rail", "a folded {}"]
     assert opt.rounds[0].n_calls == 3 and [r.code for r in opt.rounds[0].rejected] == ["tried"]
+
+
+def test_batch_samples_sends_a_round_s_samples_as_the_choices_of_one_call():
+    """Same samples, same prompt, one call: n = samples x n, seeded by the round's first sample seed."""
+    client = ScriptedClient([("a {} on a rail", "a {} on a rail", "a folded {}")] * 2, kind="completion")
+    opt = LLMPromptOptimizer(client, task=TASK, style="captions", samples=3, seed=7, n_proposals=8,
+                             batch_samples=True)
+    new = opt.ask(HISTORY)
+    (request,) = client.requests
+    assert request.n == 3 and request.seed == sampling_seed(7, 0, 0)
+    separate = LLMPromptOptimizer(ScriptedClient([], kind="completion"), task=TASK, style="captions", samples=3,
+                                  seed=7, n_proposals=8)
+    assert request.prompt == separate.build_request(HISTORY).prompt and request.stop == ("\n",)
+    assert [p.template for p in new] == ["a {} on a rail", "a folded {}"]
+    assert opt.rounds[0].n_calls == 1 and [r.code for r in opt.rounds[0].rejected] == ["tried"]
+    opt.ask(HISTORY)
+    assert client.requests[1].seed == sampling_seed(7, 1, 0)
+    unbatched = LLMPromptOptimizer(client, task=TASK, style="captions", samples=3, seed=7, n_proposals=8)
+    with pytest.raises(StateError, match="batch_samples"):  # not resumed with the rounds' requests changed
+        unbatched.load_state_dict(opt.state_dict())
 
 
 def test_an_explicit_round_index_labels_ids_and_must_increase():

@@ -18,6 +18,7 @@ import pytest
 
 from catalyst_nb.llm import (
     FASHION_MNIST_TASK,
+    ChatMessage,
     Cassette,
     LLMRequest,
     LocalLLMServer,
@@ -174,3 +175,87 @@ def test_a_whole_small_catalyst_run_against_the_real_local_llm(server):
     restarts = [e for e in opt.events if e.kind == "restart"]
     for r in restarts:
         assert r.data["template"] in {p["template"] for p in proposals}
+
+
+PROMPT = "Captions people wrote for photos of clothes:\n- a red dress on a hanger\n- worn sneakers\n-"
+
+
+def test_the_n_choices_of_a_request_are_decoded_together_and_repeat_whatever_came_before(server):
+    """The embedded model's server answers n choices in one call; a request gives the same choices again,
+    after other requests too (each starts from an empty cache), and stop strings end a choice."""
+    client = server.completion_client()
+    req = LLMRequest(model=client.model, prompt=PROMPT, temperature=1.0, max_tokens=16, n=8, seed=5, stop=("\n",))
+    first = client.complete(req)
+    assert len(first.texts) == 8 and len(first.finish_reasons) == 8
+    assert len(set(first.texts)) > 1, "temperature 1: the choices are different samples"
+    assert all(r in ("stop", "length") for r in first.finish_reasons)
+    assert all("\n" not in t for t in first.texts)
+    assert 8 <= first.completion_tokens <= 8 * 16 and first.prompt_tokens > 10
+    client.complete(LLMRequest(model=client.model, prompt="Another prompt, shorter", temperature=1.0, max_tokens=5,
+                               n=3, seed=9))
+    assert client.complete(req).texts == first.texts
+    other_seed = client.complete(LLMRequest(model=client.model, prompt=PROMPT, temperature=1.0, max_tokens=16, n=8,
+                                            seed=6, stop=("\n",)))
+    assert other_seed.texts != first.texts
+    greedy = client.complete(LLMRequest(model=client.model, prompt=PROMPT, temperature=0.0, max_tokens=8, n=3, seed=1))
+    assert len(set(greedy.texts)) == 1, "temperature 0: every choice is the greedy one"
+
+
+def _post(server, path: str, body) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(server.base_url.rsplit("/v1", 1)[0] + path, data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"prompt": PROMPT, "stream": True}, 400, "streaming"),
+    ({"prompt": PROMPT, "n": 0}, 400, "n must be"),
+    ({"prompt": [PROMPT, PROMPT]}, 400, "one prompt"),
+    ({"prompt": PROMPT, "max_tokens": 0}, 400, "max_tokens"),
+    ({"prompt": PROMPT, "temperature": "hot"}, 400, "temperature"),
+    ({"prompt": PROMPT, "stop": 3}, 400, "stop"),
+    ({"prompt": "x " * 3000, "max_tokens": 4}, 400, "do not fit"),
+    (b"{not json", 400, "not JSON"),
+], ids=["stream", "n", "prompts", "max_tokens", "temperature", "stop", "too-long", "garbage"])
+def test_the_batched_server_answers_a_bad_request_with_400_and_the_reason(server, body, status, words):
+    code, payload = _post(server, "/v1/completions", body)
+    assert code == status and words in payload["error"]["message"], payload
+    code, payload = _post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "seed": 1})
+    assert code == 200 and len(payload["choices"]) == 1  # and it still serves
+
+
+def test_the_batched_server_has_no_chat_endpoint(server):
+    from catalyst_nb.llm import LLMError, LocalServerError, OpenAIChatClient
+
+    with pytest.raises(LocalServerError, match="completions only"):
+        server.chat_client()
+    chat = OpenAIChatClient(server.model_alias, base_url=server.base_url, api_key="EMPTY", max_retries=0)
+    with pytest.raises(LLMError):
+        chat.complete(LLMRequest(model=chat.model, messages=(ChatMessage("user", "hi"),), max_tokens=2))
+
+
+def test_a_catalyst_round_s_samples_as_one_call_of_eight_choices(server):
+    """``batch_samples``: one call per round, its 8 choices the round's samples, seeded from the round's
+    first sample seed; a second optimizer with the same seed gets the same replies."""
+    from catalyst_nb.llm.sampling_seed import sampling_seed
+
+    history = example_fashion_mnist_history()
+    rounds = []
+    for _ in range(2):
+        opt = LLMPromptOptimizer(server.completion_client(), task=FASHION_MNIST_TASK, seed=11, style="captions",
+                                 n_proposals=8, max_words=10, temperature=1.0, samples=8, max_tokens=24,
+                                 batch_samples=True)
+        opt.ask(history)
+        rounds.append(opt.rounds[0])
+    first, again = rounds
+    assert first.n_calls == 1 and len(first.replies) == 8 and first.seeds == (sampling_seed(11, 0, 0),)
+    assert again.replies == first.replies

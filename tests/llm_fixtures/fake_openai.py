@@ -3,8 +3,9 @@
 Two uses:
 * in-process (``FakeOpenAIServer``): scripted HTTP answers (status, body, delay) so the real ``openai``
   SDK meets 401/429/500, garbage JSON, empty completions and slow replies;
-* as a stand-in for ``python -m llama_cpp.server`` (``python fake_openai.py -m llama_cpp.server
-  --port N ...``) to test the launcher's process handling without compiling llama.cpp.
+* as a stand-in for ``python -m llama_cpp.server`` or ``python -m catalyst_nb.llm.batch_server``
+  (``python fake_openai.py -m MODULE --port N ...``) to test the launcher's process handling without
+  compiling llama.cpp.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def _serve_as_llama_cpp(argv: list[str]) -> None:
     server._http = server._HTTP(("127.0.0.1", port), _Handler)
     server._http.owner = server
     # answer /models with the alias asked for, as llama.cpp does (or another name, to stand for a stranger)
-    alias = argv[argv.index("--model_alias") + 1] if "--model_alias" in argv else "fake-model"
+    flag = "--model_alias" if "--model_alias" in argv else "--alias"  # llama_cpp.server's or batch_server's
+    alias = argv[argv.index(flag) + 1] if flag in argv else "fake-model"
     server.model_id = argv[argv.index("--report-model") + 1] if "--report-model" in argv else alias
     server.exit_after_answer = "--exit-after-answer" in argv
     print(f"fake server on {port}", flush=True)
