@@ -85,8 +85,7 @@ def parse_completion_request(body: Any) -> tuple[str, int, SamplingParams]:
     return prompt, n, params
 
 
-def _handler(decoder: BatchDecoder, alias: str) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()
+def _handler(decoder: BatchDecoder, alias: str, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the openai client reuses its connection
@@ -143,9 +142,11 @@ def _handler(decoder: BatchDecoder, alias: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(decoder: BatchDecoder, alias: str, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for ``decoder`` bound to ``host:port`` (call ``serve_forever`` on it)."""
-    server = ThreadingHTTPServer((host, port), _handler(decoder, alias))
+def serve(decoder: BatchDecoder, alias: str, host: str, port: int,
+          lock: threading.Lock | None = None) -> ThreadingHTTPServer:
+    """An HTTP server for ``decoder`` bound to ``host:port`` (call ``serve_forever`` on it); ``lock`` is
+    held while the decoder works (hold it to free the decoder safely)."""
+    server = ThreadingHTTPServer((host, port), _handler(decoder, alias, lock or threading.Lock()))
     server.daemon_threads = True
     return server
 
@@ -172,8 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    lock = threading.Lock()
     try:
-        server = serve(decoder, args.alias, args.host, args.port)
+        server = serve(decoder, args.alias, args.host, args.port, lock)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         decoder.close()
@@ -184,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-        decoder.close()
+        with lock:  # a request still decoding finishes before the model is freed under it
+            decoder.close()
     return 0
 
 

