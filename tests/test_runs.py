@@ -119,12 +119,15 @@ def test_a_run_with_a_given_client_reads_back_without_models(tmp_path):
     folder = tmp_path / "run"
     client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
     summary = execute(cfg, folder, llm_client=client, progress=False)
-    assert summary["status"] == "done" and summary["llm"]["calls"] == 16  # 2 rounds x 8 caption samples
+    # 2 rounds x 8 caption samples, each round one call of 8 choices (the embedded model's batched server)
+    assert summary["status"] == "done" and summary["llm"]["calls"] == 2 and client.remaining == 0
+    assert [r.n for r in client.requests] == [8, 8]
     record = load_run(folder)
     assert record.finished and [e.kind for e in record.events].count("stage_end") == 3
     assert len(record.trajectory) == 18 and record.trajectory[-1].step == 17
     assert [s["step"] for s in record.stage_accuracies()] == [6, 12, 18]
-    assert len(json.loads((folder / "llm_cassette.json").read_text())["entries"]) == 16
+    entries = json.loads((folder / "llm_cassette.json").read_text())["entries"]
+    assert len(entries) == 2 and all(len(e["response"]["texts"]) == 8 for e in entries)
 
 
 def test_events_file_agrees_with_the_summary_on_skipped_rounds(tmp_path):
@@ -324,7 +327,7 @@ def test_a_catalyst_that_keeps_its_context_every_round_ends_exactly_where_coop_e
     client = ScriptedClient([f"a {{}} on rail {i}" for i in range(16)], kind="completion")
     kept = execute(_config(method="catalyst", llm="local", restart="none"), tmp_path / "kept", llm_client=client,
                    progress=False)
-    assert kept["llm"]["calls"] == 16 and not kept.get("restarts")
+    assert kept["llm"]["calls"] == 2 and client.remaining == 0 and not kept.get("restarts")
     assert kept["test_accuracy"] == coop["test_accuracy"]
     ctx = [load_state(tmp_path / name / "state.pt")["state"]["optimizer"]["state"]["gradient"]["state"]["ctx"] for name in ("coop", "kept")]
     assert torch.equal(*ctx)

@@ -112,8 +112,8 @@ def llm_overrides(config: RunConfig) -> dict[str, Any]:
     """The LLM optimizer's settings the config sets on top of its preset's (the seed always)."""
     given = {"samples": config.llm.samples, "temperature": config.llm.temperature}
     out = {"seed": config.seed, **{k: v for k, v in given.items() if v is not None}}
-    if config.llm.source == "local":  # the embedded model's server decodes a round's samples together
-        out["batch_samples"] = True
+    if config.uses_llm and config.llm.source == "local":  # the embedded model's server decodes a round's
+        out["batch_samples"] = True                          # samples together (not the random-edit control)
     return out
 
 
