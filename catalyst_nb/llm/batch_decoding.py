@@ -170,14 +170,6 @@ class BatchDecoder:
         self.max_choices = max_choices
         self._batch = ll.llama_batch_init(max(n_batch, max_choices), 0, max_choices)
         self._pieces: dict[int, bytes] = {}
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        """Decode one token and forget it: the weights are paged in and the threads started at load, while
-        a run's first stage still runs, instead of in the first request (about 0.2 s on two cores)."""
-        bos = self._ll.llama_vocab_bos(self.vocab)
-        self._decode([(bos if bos >= 0 else 0, 0, 0, True)])
-        self._ll.llama_memory_clear(self.memory, True)
 
     # ---- tokens -----------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
