@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -164,22 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # SIGTERM (the launcher's stop) ends serve_forever through KeyboardInterrupt, so the model is freed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         decoder = BatchDecoder(args.model, n_ctx=args.n_ctx, n_threads=args.n_threads, max_choices=args.max_choices)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        parser.exit(2, f"error: {exc}\n")  # to stderr, where the launcher's log tail shows it
     lock = threading.Lock()
     try:
         server = serve(decoder, args.alias, args.host, args.port, lock)
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         decoder.close()
-        return 2
+        parser.exit(2, f"error: cannot listen on {args.host}:{args.port}: {exc}\n")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
