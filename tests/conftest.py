@@ -10,7 +10,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One compute thread everywhere, chosen here rather than by how idle the machine is when a test starts: float
+# sums split over another number of threads round differently, and several tests compare a run in this
+# process with one in a subprocess (which inherits this variable) or with a resumed run bit for bit.
+# Tests of the thread policy itself remove the variable explicitly.
+os.environ["CATALYST_NB_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")
