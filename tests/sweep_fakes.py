@@ -66,7 +66,10 @@ def threads_execute(config, run_dir, **kwargs):
 
 
 class PidServer:
-    """A stand-in local LLM server whose URL names the process that made it (port 10000 + pid % 50000)."""
+    """A stand-in local LLM server whose URL names the process that made it (port 10000 + pid % 50000);
+    like the embedded model's batched server, its answers depend on each request alone."""
+
+    independent_requests = True
 
     def __init__(self):
         self.base_url = f"http://127.0.0.1:{10000 + os.getpid() % 50000}/v1"
@@ -79,8 +82,9 @@ class PidServer:
 
 
 class ChatPidServer:
-    """A stand-in for the chat model's server: URL ``/chat/v1`` on the PidServer's port; every start is
-    appended (the pid) to the file ``$SWEEP_FAKE_STARTS`` when that is set."""
+    """A stand-in for the chat model's server (which does not say its answers are independent of earlier
+    requests): URL ``/chat/v1`` on the PidServer's port; every start and every stop is appended (``start
+    <pid>``, ``stop <pid>``) to the file ``$SWEEP_FAKE_STARTS`` when that is set."""
 
     def __init__(self):
         self.base_url = f"http://127.0.0.1:{10000 + os.getpid() % 50000}/chat/v1"
@@ -89,10 +93,14 @@ class ChatPidServer:
         starts = os.environ.get("SWEEP_FAKE_STARTS")
         if starts:
             with open(starts, "a") as log:
-                log.write(f"{os.getpid()}\n")
+                log.write(f"start {os.getpid()}\n")
         return self
 
     def __exit__(self, *exc):
+        starts = os.environ.get("SWEEP_FAKE_STARTS")
+        if starts:
+            with open(starts, "a") as log:
+                log.write(f"stop {os.getpid()}\n")
         return False
 
 

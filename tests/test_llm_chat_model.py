@@ -133,3 +133,46 @@ def test_a_run_config_names_the_local_chat_model_without_starting_it():
     assert gemma.kind == "completion" and gemma.model != chat_model.CHAT_MODEL_ALIAS
     with pytest.raises(ValueError, match="'local-chat'"):
         RunConfig(method="catalyst", llm="local-qwen")
+
+
+@pytest.mark.llm_server
+@pytest.mark.slow
+def test_a_sweep_s_chat_cells_answer_as_the_same_runs_on_their_own(chat_server, tmp_path):
+    """Two LLM-only cells with the real chat model, one after the other in one sweep, get the replies that
+    each run gets alone from a fresh server.  (A chat server kept across cells answered a cell's first
+    request differently depending on the cells before it: llama-cpp-python's server reuses the previous
+    prompt's evaluated tokens.)"""
+    import functools
+    import json
+
+    from catalyst_nb.experiment.headless import execute
+    from catalyst_nb.llm.launcher import WarmingLocalClient
+    from catalyst_nb.runs.config import RunConfig
+    from catalyst_nb.sweeps import LocalExecutor, SweepConfig, run_sweep
+
+    model = chat_server.model_path
+    config = SweepConfig.from_dict({
+        "sweep": {"name": "chat cells"},
+        "defaults": {"model": "catalyst-fmnist", "pretrained": "embedded", "llm": "local-chat", "rounds": 2,
+                     "scoring_shots": 8},
+        "grid": {"shots": [1], "seed": [2, 3]},
+        "methods": {"qwen": {"method": "llm-only"}},
+    })
+    executor = LocalExecutor(chat_server_factory=functools.partial(local_chat_server, model_path=model, n_threads=1))
+    result = run_sweep(config, tmp_path / "sweep", executor=executor, progress=False)
+    assert result.failed == 0 and result.ran == 2
+
+    def replies(folder):
+        entries = json.loads((folder / "llm_cassette.json").read_text())["entries"]
+        return [e["response"]["texts"] for e in entries]
+
+    for cell in ("qwen__1shot__seed2", "qwen__1shot__seed3"):
+        in_sweep = tmp_path / "sweep" / "cells" / cell
+        run_config = RunConfig.from_dict(json.loads((in_sweep / "config.json").read_text())["config"])
+        client = WarmingLocalClient(chat=True, model_path=model, n_threads=1)
+        try:
+            execute(run_config, tmp_path / cell, progress=False, llm_client=client)
+        finally:
+            client.close()
+        assert len(replies(in_sweep)) == 2
+        assert replies(in_sweep) == replies(tmp_path / cell), cell

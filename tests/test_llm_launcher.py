@@ -278,7 +278,10 @@ def test_each_engine_s_command_line_and_the_chat_model_s_engine(fake_python, mod
     with pytest.raises(ValueError, match="engine must be one of"):
         make(fake_python, model_file, engine="vllm")
     # the chat model needs llama-cpp-python's chat templates
-    assert local_chat_server(model_path=model_file, python=str(fake_python)).engine == "llama-cpp"
+    chat = local_chat_server(model_path=model_file, python=str(fake_python))
+    assert chat.engine == "llama-cpp"
+    # only the batched engine answers each request from an empty cache (a sweep keeps only such servers)
+    assert (batched.independent_requests, plain.independent_requests, chat.independent_requests) == (True, False, False)
     with make(fake_python, model_file) as running:
         with pytest.raises(LocalServerError, match="completions only"):
             running.chat_client()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 
 import pytest
 
@@ -31,6 +32,7 @@ class FakeServer:
     """Counts starts; stands in for the local LLM server the executor shares."""
 
     started = 0
+    independent_requests = True
 
     def __init__(self):
         self.base_url = "http://127.0.0.1:9/v1"
@@ -252,9 +254,10 @@ def test_a_failed_shared_run_fails_the_cells_that_share_it(tmp_path, executor, m
     assert again.ran == 1 and {r["status"] for r in again.rows} == {"done"}
 
 
-def test_each_worker_keeps_one_chat_model_server_for_all_its_chat_cells(tmp_path, monkeypatch):
-    """Cells with ``llm = "local-chat"`` get their worker's own chat server, started once per worker and
-    kept across its cells (each cell had started the 1.1 GB model itself); Gemma cells keep theirs."""
+def test_each_chat_cell_gets_a_chat_server_of_its_own_and_gemma_cells_share_their_workers(tmp_path, monkeypatch):
+    """Cells with ``llm = "local-chat"`` each start and stop a chat server in the worker that runs them
+    (kept across cells, llama-cpp-python's server answered a cell differently after other cells); Gemma
+    cells share their worker's one server, whose answers depend on each request alone."""
     from sweep_fakes import ChatPidServer, PidServer
 
     starts = tmp_path / "starts"
@@ -272,7 +275,7 @@ def test_each_worker_keeps_one_chat_model_server_for_all_its_chat_cells(tmp_path
                                                            chat_server_factory=ChatPidServer),
                        cell_fn=fake_execute, progress=False)
     assert result.failed == 0 and result.ran == 18
-    workers = set()
+    workers, qwen_workers = set(), []
     for cell in (p.name for p in (out / "cells").iterdir()):
         url = json.loads((out / "cells" / cell / "summary.json").read_text())["llm_url"]
         (pid,) = {c["pid"] for c in _calls(out, cell)}
@@ -281,12 +284,22 @@ def test_each_worker_keeps_one_chat_model_server_for_all_its_chat_cells(tmp_path
         expected = {"coop": None, "catalyst-gemma": f"http://127.0.0.1:{port}/v1",
                     "catalyst-qwen": f"http://127.0.0.1:{port}/chat/v1"}[cell.split("__")[0]]
         assert url == expected, cell
-    chat_starts = starts.read_text().split()
-    assert 1 <= len(chat_starts) == len(set(chat_starts)) <= 2 and set(map(int, chat_starts)) <= workers
+        if cell.startswith("catalyst-qwen"):
+            qwen_workers.append(pid)
+    events = [line.split() for line in starts.read_text().splitlines()]
+    # one start and one stop per chat cell, in the worker that ran it, each stop right after its start
+    assert sorted(int(pid) for kind, pid in events if kind == "start") == sorted(qwen_workers)
+    by_worker: dict[str, list[str]] = {}
+    for kind, pid in events:
+        by_worker.setdefault(pid, []).append(kind)
+    assert all(kinds == ["start", "stop"] * (len(kinds) // 2) for kinds in by_worker.values()), by_worker
 
 
-def test_one_cell_at_a_time_shares_one_server_per_local_model(tmp_path):
+def test_one_cell_at_a_time_shares_the_gemma_server_and_starts_a_chat_server_per_cell(tmp_path, monkeypatch):
     from sweep_fakes import ChatPidServer, PidServer
+
+    starts = tmp_path / "starts"
+    monkeypatch.setenv("SWEEP_FAKE_STARTS", str(starts))
 
     config = SweepConfig.from_dict({
         "sweep": {"name": "chat1"}, "defaults": {"steps": 4}, "grid": {"shots": [1], "seed": [1, 2]},
@@ -299,3 +312,6 @@ def test_one_cell_at_a_time_shares_one_server_per_local_model(tmp_path):
             for r in result.rows}
     assert {urls["gemma__1shot__seed1"], urls["gemma__1shot__seed2"]} == {PidServer().base_url}
     assert {urls["qwen__1shot__seed1"], urls["qwen__1shot__seed2"]} == {ChatPidServer().base_url}
+    # the chat model's server, which does not say its answers are independent of earlier requests, was
+    # started and stopped once per cell; the Gemma one once for the sweep
+    assert starts.read_text().splitlines() == [f"{kind} {os.getpid()}" for kind in ("start", "stop") * 2]

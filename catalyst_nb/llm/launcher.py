@@ -202,6 +202,17 @@ class LocalLLMServer:
         return None if self.port is None else f"http://{self.host}:{self.port}/v1"
 
     @property
+    def independent_requests(self) -> bool:
+        """Whether each answer depends on its request alone, so one server can serve many runs.
+
+        The batched engine evaluates every prompt from an empty cache.  llama-cpp-python's server keeps the
+        last prompt's evaluated tokens and reuses the shared prefix, which changes the numbers enough to
+        change sampled tokens: the same request drew other templates right after itself, or after another
+        run's requests, than from a fresh server.  A sweep therefore starts such a server per cell.
+        """
+        return self.engine == "batched"
+
+    @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 

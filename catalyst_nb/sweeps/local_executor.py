@@ -9,18 +9,22 @@ cells (process start and imports once per worker, measured 16 s on a busy 2-core
 each model once (:func:`start_worker`; 2.5 s per cell on that machine).
 
 When a cell asks for a local LLM (``llm = "local"``, the embedded Gemma, or ``"local-chat"``, the Qwen
-chat model) and its method uses an LLM, it gets a server that outlives it, so no cell pays the model's
-start-up (the chat model: 1.1 GB loaded, and the meta-prompt's shared beginning evaluated again, in
-every cell that started its own):
+chat model) and its method uses an LLM, it gets a server of that model:
 
-- ``jobs=1``: ONE server per model for the whole sweep, its URL handed to every such cell; it lends the free cores
-  (calls are synchronous, so it computes only while the one running cell waits for it).
-- ``jobs`` > 1: one server per worker and model, started at the worker's first such cell and stopped when
-  the worker ends, on the worker's own share of the CPUs.  One server shared by all workers was measured to be the
-  sweep's bottleneck: each worker's calls evicted the other's prompt from the server's cache, so every call
-  evaluated its prompt again, and the calls of two workers queued behind each other (a catalyst cell spent
-  37 of its 61 s waiting on LLM calls that take 12 s alone).  Per worker, a worker and its server never
-  compute at the same time, so ``jobs`` workers still never run more compute threads than there are cores.
+- A server whose answers depend on each request alone (``independent_requests``: the embedded model's
+  batched engine, which evaluates every prompt from an empty cache) outlives the cell, so no cell pays
+  its start-up.  ``jobs=1``: one per model for the whole sweep, lending the free cores (calls are
+  synchronous, so it computes only while the one running cell waits for it).  ``jobs`` > 1: one per
+  worker and model, started at the worker's first such cell and stopped when the worker ends, on the
+  worker's own share of the CPUs.  One server shared by all workers was measured to be the sweep's
+  bottleneck (the calls of two workers queued behind each other: a catalyst cell spent 37 of its 61 s
+  waiting on LLM calls that take 12 s alone).  Per worker, a worker and its server never compute at the
+  same time, so ``jobs`` workers still never run more compute threads than there are cores.
+- Any other server (the chat model's, llama-cpp-python's server, which reuses the previous prompt's
+  evaluated tokens) is started for one cell and stopped after it.  Kept across cells, it answered a cell's
+  first request differently depending on which cells the worker had run before, so the same cell drew
+  other templates in two runs of the protocol; started per cell, a cell's answers are those of the same
+  run on its own, whatever ``jobs`` is, at the price of loading the model (1.1 GB) once per cell.
 """
 from __future__ import annotations
 
@@ -48,8 +52,58 @@ def local_llm_of(settings: dict[str, Any]) -> str | None:
     return llm if settings.get("method") in LLM_METHODS and llm in LOCAL_LLMS else None
 
 
-# A pool worker's own LLM servers: how to make each (set by start_worker), and their URLs once they run.
-_WORKER_LLM: dict[str, Any] = {"factories": {}, "urls": {}}
+def _shared_across_cells(server: Any) -> bool:
+    """Whether ``server`` may serve many cells: only where it says its answers depend on each request
+    alone (:attr:`catalyst_nb.llm.launcher.LocalLLMServer.independent_requests`); a server that does not say
+    so is started per cell."""
+    return getattr(server, "independent_requests", False) is True
+
+
+class _CellServers:
+    """The local LLM servers that cells get: one kept per model whose server may serve many cells, a fresh
+    one per cell for any other (module docstring).  Servers start at the first cell that needs them."""
+
+    def __init__(self, factories: dict[str, Callable[[], Any]]) -> None:
+        self.factories = factories
+        self._kept: dict[str, str] = {}
+        self._stack = contextlib.ExitStack()
+
+    def url(self, kind: str, cell_scope: contextlib.ExitStack) -> str:
+        """The URL of a running ``kind`` server for one cell; a per-cell server stops with ``cell_scope``."""
+        if kind in self._kept:
+            return self._kept[kind]
+        server = self.factories[kind]()
+        if _shared_across_cells(server):
+            self._stack.enter_context(server)
+            self._kept[kind] = server.base_url
+            return server.base_url
+        cell_scope.enter_context(server)
+        return server.base_url
+
+    def close(self) -> None:
+        """Stop the kept servers."""
+        self._stack.close()
+        self._kept = {}
+
+
+def _cell_with_server(servers: _CellServers, task: CellTask, cell_fn: CellFunction | None) -> CellOutcome:
+    """Run one cell, with a local LLM server where it needs one.  A server that fails to start fails that
+    cell (with the reason), not the sweep or the worker: the next cell tries again."""
+    kind = local_llm_of(task.settings)
+    if task.llm_url is not None or kind is None:
+        return run_cell(task, cell_fn)
+    with contextlib.ExitStack() as cell_scope:
+        started = time.perf_counter()
+        try:
+            url = servers.url(kind, cell_scope)
+        except Exception as exc:  # noqa: BLE001 - recorded as the cell's failure
+            return CellOutcome(task.cell_id, "failed", error=f"local LLM server: {type(exc).__name__}: {exc}"[:500],
+                               seconds=time.perf_counter() - started)
+        return run_cell(replace(task, llm_url=url), cell_fn)
+
+
+# A pool worker's LLM servers (set by start_worker): kept ones stop when the worker exits.
+_WORKER_LLM: dict[str, Any] = {"servers": None}
 
 
 def start_worker(threads: int, server_factory: Callable[[], Any] | None = None,
@@ -58,12 +112,15 @@ def start_worker(threads: int, server_factory: Callable[[], Any] | None = None,
     per model (:func:`catalyst_nb.backbone.keep_loaded_models`) instead of one per cell, and how to make
     its own LLM servers should its cells need them (default: the embedded model, and the chat model, each
     on ``threads``)."""
+    import atexit
+
     from catalyst_nb.backbone import keep_loaded_models
 
     assign_process_threads(threads)
     keep_loaded_models()
-    _WORKER_LLM["urls"] = {}
-    _WORKER_LLM["factories"] = _server_factories(server_factory, chat_server_factory, threads)
+    servers = _CellServers(_server_factories(server_factory, chat_server_factory, threads))
+    _WORKER_LLM["servers"] = servers
+    atexit.register(servers.close)
 
 
 def _local_server(kind: str, threads: int | None) -> Any:
@@ -83,31 +140,9 @@ def _server_factories(server_factory: Callable[[], Any] | None, chat_server_fact
     return {kind: given[kind] or functools.partial(_local_server, kind, threads) for kind in LOCAL_LLMS}
 
 
-def _worker_llm_url(kind: str = "local") -> str:
-    """This worker's ``kind`` server's URL; it starts at the first call and stops when the worker exits."""
-    urls = _WORKER_LLM["urls"]
-    if kind not in urls:
-        import atexit
-
-        server = _WORKER_LLM["factories"][kind]()
-        server.__enter__()
-        atexit.register(server.__exit__, None, None, None)
-        urls[kind] = server.base_url
-    return urls[kind]
-
-
 def run_in_worker(task: CellTask, cell_fn: CellFunction | None = None) -> CellOutcome:
-    """A pool worker's cell: a cell that needs a local LLM gets this worker's own server of that model.  A
-    server that fails to start fails that cell (with the reason), not the worker: the next cell tries again."""
-    kind = local_llm_of(task.settings)
-    if task.llm_url is None and kind is not None:
-        started = time.perf_counter()
-        try:
-            task = replace(task, llm_url=_worker_llm_url(kind))
-        except Exception as exc:  # noqa: BLE001 - recorded as the cell's failure
-            return CellOutcome(task.cell_id, "failed", error=f"local LLM server: {type(exc).__name__}: {exc}"[:500],
-                               seconds=time.perf_counter() - started)
-    return run_cell(task, cell_fn)
+    """A pool worker's cell: a cell that needs a local LLM gets a server of this worker's (module docstring)."""
+    return _cell_with_server(_WORKER_LLM["servers"], task, cell_fn)
 
 
 @contextlib.contextmanager
@@ -129,8 +164,9 @@ class LocalExecutor:
     """Runs cells here; ``jobs`` > 1 runs that many at once in spawned worker processes.
 
     ``llm_server_factory`` and ``chat_server_factory`` make the local servers of the embedded model and of
-    the chat model (context managers with ``base_url``): the sweep's one server of each with ``jobs=1``,
-    each worker's own with ``jobs`` > 1 (then they must be picklable: module-level functions or classes).
+    the chat model (context managers with ``base_url``; ``independent_requests = True`` lets one serve
+    many cells: the sweep's one with ``jobs=1``, each worker's own with ``jobs`` > 1; otherwise a server is
+    made per cell).  With ``jobs`` > 1 they must be picklable (module-level functions or classes).
     Defaults: the two shipped models (module docstring).
     """
 
@@ -144,20 +180,6 @@ class LocalExecutor:
         self.llm_server_factory = llm_server_factory
         self.chat_server_factory = chat_server_factory
 
-    @contextlib.contextmanager
-    def _shared_llm(self, tasks: Sequence[CellTask]) -> Iterator[dict[str, str]]:
-        """``{local LLM: URL}`` of one server per local model the tasks ask for, for the whole sweep; each
-        lends the free cores (calls are synchronous: it computes only while the running cell waits)."""
-        factories = _server_factories(self.llm_server_factory, self.chat_server_factory, None)
-        kinds = {local_llm_of(t.settings) for t in tasks} - {None}
-        with contextlib.ExitStack() as stack:
-            urls = {}
-            for kind in sorted(kinds):
-                server = factories[kind]()
-                stack.enter_context(server)
-                urls[kind] = server.base_url
-            yield urls
-
     def run(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None = None) -> Iterator[CellOutcome]:
         """Yield each cell's outcome as it finishes (in finishing order when ``jobs`` > 1)."""
         if not tasks:
@@ -165,10 +187,10 @@ class LocalExecutor:
         if self.jobs > 1:
             yield from self._run_pool(tasks, cell_fn)
             return
-        with self._shared_llm(tasks) as urls, _models_kept_here():
+        servers = _CellServers(_server_factories(self.llm_server_factory, self.chat_server_factory, None))
+        with contextlib.closing(servers), _models_kept_here():
             for task in tasks:
-                kind = local_llm_of(task.settings)
-                yield run_cell(replace(task, llm_url=urls[kind]) if kind is not None else task, cell_fn)
+                yield _cell_with_server(servers, task, cell_fn)
 
     def _run_pool(self, tasks: Sequence[CellTask], cell_fn: CellFunction | None) -> Iterator[CellOutcome]:
         workers = min(self.jobs, len(tasks))
