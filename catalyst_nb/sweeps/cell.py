@@ -4,9 +4,9 @@
 error becomes a ``failed`` outcome and its traceback goes to the cell's ``error.txt``, so one bad cell
 cannot stop the other cells of a sweep.  Only an interrupt (Ctrl-C) is let through.
 
-The LLM is shared by URL: the executor starts a local server that outlives the cells (one for the sweep,
-or one per worker process) and hands its URL to each task; the cell builds its own client from it
-(clients hold credentials and are not picklable).
+The LLM is handed over by URL: the executor starts a local server (kept across cells where its answers
+depend on each request alone, else one per cell: :mod:`catalyst_nb.sweeps.local_executor`) and hands its
+URL to each task; the cell builds its own client from it (clients hold credentials and are not picklable).
 """
 from __future__ import annotations
 
